@@ -1,0 +1,54 @@
+#include <math.h>
+#include <string.h>
+#include "flow_lm.h"
+#include "elementwise.h"
+#include "linear.h"
+
+size_t pt_flow_lm_scratch_size(const PtFlowLM *m, int T, int max_keys) {
+    size_t d = (size_t)m->shape.d_model;
+    size_t tr = pt_transformer_scratch_size(&m->shape, T, max_keys);
+    size_t head = pt_flow_head_scratch_size(&m->head);
+    size_t emb = (size_t)T * (size_t)m->embed_dim;
+    size_t a = tr > head ? tr : head;
+    a = a > emb ? a : emb;
+    return a + 3 * d + (size_t)m->ldim + 64;
+}
+
+int pt_flow_lm_embed_tokens(const PtFlowLM *m, const long long *tokens, int T, int n_bins,
+                            float *out, float *scratch) {
+    int d = m->shape.d_model, r = m->embed_dim;
+    float *rows = m->embed_proj ? scratch : out;
+    for (int t = 0; t < T; t++) {
+        if (tokens[t] < 0 || tokens[t] > n_bins) return -1;
+        memcpy(rows + (size_t)t * r, m->embed + (size_t)tokens[t] * r, r * sizeof(float));
+    }
+    if (m->embed_proj) pt_linear(out, rows, m->embed_proj, NULL, T, r, d, 0);
+    return 0;
+}
+
+int pt_flow_lm_prefill(const PtFlowLM *m, PtKVCache *caches, float *x, int T, float *scratch) {
+    for (int l = 0; l < m->num_layers; l++)
+        if (pt_transformer_layer(&m->shape, &m->layers[l], &caches[l], x, T, scratch) != 0)
+            return -1;
+    return 0;
+}
+
+int pt_flow_lm_step(const PtFlowLM *m, PtKVCache *caches, const float *latent_in,
+                    const float *noise, int steps, float *latent_out, float *cond,
+                    float *eos_logit, float *scratch) {
+    int d = m->shape.d_model, L = m->ldim;
+    float *x = scratch, *h = x + d, *in = h + d, *work = in + L + 32;
+    for (int i = 0; i < L; i++) in[i] = isnan(latent_in[i]) ? m->bos_emb[i] : latent_in[i];
+    pt_linear(x, in, m->input_linear, NULL, 1, L, d, 0);
+    if (pt_flow_lm_prefill(m, caches, x, 1, work) != 0) return -1;
+    pt_layer_norm(h, x, m->out_norm_w, m->out_norm_b, 1, d, 1e-5f);
+    if (m->z_proj) pt_linear(cond, h, m->z_proj, NULL, 1, d, m->cond_dim, 0);
+    else memcpy(cond, h, d * sizeof(float));
+    float e = m->eos_b;
+    double acc = 0.0;
+    for (int i = 0; i < m->cond_dim; i++) acc += (double)m->eos_w[i] * cond[i];
+    e += (float)acc;
+    *eos_logit = e;
+    pt_flow_head_sample(&m->head, cond, noise, steps, latent_out, work);
+    return 0;
+}

@@ -1,0 +1,32 @@
+/* Pre-norm streaming transformer (flow LM and Mimi):
+ *   x = x + LS1(Attn(LN1(x)));  x = x + LS2(W2 gelu_tanh(W1 LN2(x)))
+ * LayerNorm eps 1e-5, bias-free linears, optional per-channel layer scale (Mimi). */
+#ifndef PT_TRANSFORMER_H
+#define PT_TRANSFORMER_H
+#include <stddef.h>
+#include "attention.h"
+
+typedef struct {
+    int d_model, num_heads, num_kv_heads, head_dim, ffn_dim;
+    int context;       /* 0 = full causal */
+    float max_period;
+} PtTransformerShape;
+
+typedef struct {
+    const float *norm1_w, *norm1_b;   /* [d] */
+    const float *in_proj;             /* [H*D + 2*H_kv*D, d] */
+    const float *out_proj;            /* [d, H*D] */
+    const float *norm2_w, *norm2_b;   /* [d] */
+    const float *linear1;             /* [ffn, d] */
+    const float *linear2;             /* [d, ffn] */
+    const float *scale1, *scale2;     /* [d] layer scale, or NULL */
+} PtLayerWeights;
+
+/* Scratch floats needed to run T tokens at once with up to `max_keys` attended keys. */
+size_t pt_transformer_scratch_size(const PtTransformerShape *s, int T, int max_keys);
+
+/* Runs one layer in place on x[T, d]; appends to `cache`. Returns 0 or -1 (cache overflow). */
+int pt_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w, PtKVCache *cache,
+                         float *x, int T, float *scratch);
+
+#endif

@@ -1,0 +1,286 @@
+# cython: language_level=3
+"""Cython driver of the flow LM (csrc/flow_lm.c): builds the C weight struct from the checkpoint
+arrays once, and runs prefill / one autoregressive step per call with the GIL released.
+
+Per-stream state (KV caches, scratch, noise generator) lives in :class:`FlowLMState`, allocated
+once per text chunk; the model object stays read-only and can be shared between streams."""
+
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+from scipy.linalg.cython_blas cimport sgemm, sgemv
+
+from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
+from linear cimport pt_blas_set, pt_sgemm_fn, pt_sgemv_fn
+from rng cimport PtRng, pt_rng_seed, pt_rng_normal, pt_rng_trunc_normal, pt_rng_u32
+from flow_lm cimport *
+
+cnp.import_array()
+pt_blas_set(<pt_sgemm_fn>sgemm, <pt_sgemv_fn>sgemv)
+
+FLOW_TYPES = {"lsd": PT_FLOW_LSD, "flow_matching": PT_FLOW_MATCHING,
+              "drifting": PT_FLOW_DRIFTING, "pointwise": PT_FLOW_POINTWISE}
+
+
+def has_avx2():
+    """True when the AVX2/FMA/F16C kernels are in use."""
+    return bool(pt_cpu_has_avx2())
+
+
+def force_generic(bint force):
+    """Force the portable kernels (for tests); False restores run-time detection."""
+    pt_cpu_force_generic(force)
+
+
+cdef const float *_ptr(dict keep, dict w, str name) except NULL:
+    cdef cnp.ndarray a = w[name]
+    if a.dtype != np.float32 or not a.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous float32 array")
+    keep[name] = a
+    return <const float *>cnp.PyArray_DATA(a)
+
+
+cdef class FlowLMState:
+    """Per-stream flow-LM state: one KV cache per layer ([2, capacity, H_kv, D] each, K then V,
+    keys stored after RoPE as in the reference), the write offset, scratch and the noise RNG."""
+
+    cdef PtKVCache *caches
+    cdef public object kv           # float32 [num_layers, 2, capacity, H_kv, D]
+    cdef object scratch_arr
+    cdef float *scratch
+    cdef PtRng rng
+    cdef readonly int capacity
+    cdef readonly int num_layers
+
+    def __cinit__(self):
+        self.caches = NULL
+
+    def __dealloc__(self):
+        if self.caches != NULL:
+            free(self.caches)
+
+    @property
+    def offset(self):
+        """Positions written so far (the next token's position)."""
+        return int(self.caches[0].offset) if self.num_layers else 0
+
+    def set_offset(self, int64_t offset):
+        """Set every layer's write offset (used when importing a voice state)."""
+        cdef int l
+        if offset < 0 or offset > self.capacity:
+            raise ValueError(f"offset {offset} outside the cache capacity {self.capacity}")
+        for l in range(self.num_layers):
+            self.caches[l].offset = offset
+
+    def seed(self, uint64_t seed):
+        """Seed the noise generator (MT19937, as torch.manual_seed)."""
+        pt_rng_seed(&self.rng, seed)
+
+    def normal(self, float[::1] out, float std, object clamp=None):
+        """Fill ``out`` with N(0, std^2) noise (truncated to +-clamp if given), like torch."""
+        cdef float c
+        if clamp is None:
+            if pt_rng_normal(&self.rng, &out[0], out.shape[0], std) != 0:
+                raise ValueError("noise length must be a positive multiple of 16")
+        else:
+            c = clamp
+            if c <= 0:
+                raise ValueError("noise_clamp must be positive")
+            if pt_rng_trunc_normal(&self.rng, &out[0], out.shape[0], std, c) != 0:
+                raise ValueError("noise length must be a multiple of 16, at most 256")
+
+    def random_u32(self):
+        """Next raw 32-bit output of the generator (tests compare with torch's MT19937)."""
+        return pt_rng_u32(&self.rng)
+
+
+cdef class FlowLMKernel:
+    """Read-only flow-LM weights laid out for the C kernels."""
+
+    cdef PtFlowLM m
+    cdef PtLayerWeights *layer_weights
+    cdef dict keep
+    cdef readonly int d_model, ldim, cond_dim, num_layers, num_kv_heads, head_dim, n_bins
+
+    def __cinit__(self):
+        self.layer_weights = NULL
+
+    def __dealloc__(self):
+        if self.layer_weights != NULL:
+            free(self.layer_weights)
+
+    def __init__(self, dict w, *, int num_heads, int num_kv_heads, int head_dim, int ffn_dim,
+                 float max_period, int num_layers, str flow_type, int flow_depth,
+                 int n_bins, object z_dim=None, object rank=None):
+        cdef dict keep = {}
+        self.keep = keep
+        p = "flow_lm."
+        cdef int d = w[p + "input_linear.weight"].shape[0]
+        memset(&self.m, 0, sizeof(PtFlowLM))
+        self.d_model = d
+        self.ldim = w[p + "input_linear.weight"].shape[1]
+        self.num_layers = num_layers
+        self.num_kv_heads = num_kv_heads
+        self.head_dim = head_dim
+        self.n_bins = n_bins
+        self.m.shape.d_model = d
+        self.m.shape.num_heads = num_heads
+        self.m.shape.num_kv_heads = num_kv_heads
+        self.m.shape.head_dim = head_dim
+        self.m.shape.ffn_dim = ffn_dim
+        self.m.shape.context = 0
+        self.m.shape.max_period = max_period
+        self.m.num_layers = num_layers
+        self.layer_weights = <PtLayerWeights *>malloc(num_layers * sizeof(PtLayerWeights))
+        memset(self.layer_weights, 0, num_layers * sizeof(PtLayerWeights))
+        for i in range(num_layers):
+            q = f"{p}transformer.layers.{i}."
+            self.layer_weights[i].norm1_w = _ptr(keep, w, q + "norm1.weight")
+            self.layer_weights[i].norm1_b = _ptr(keep, w, q + "norm1.bias")
+            self.layer_weights[i].in_proj = _ptr(keep, w, q + "self_attn.in_proj.weight")
+            self.layer_weights[i].out_proj = _ptr(keep, w, q + "self_attn.out_proj.weight")
+            self.layer_weights[i].norm2_w = _ptr(keep, w, q + "norm2.weight")
+            self.layer_weights[i].norm2_b = _ptr(keep, w, q + "norm2.bias")
+            self.layer_weights[i].linear1 = _ptr(keep, w, q + "linear1.weight")
+            self.layer_weights[i].linear2 = _ptr(keep, w, q + "linear2.weight")
+        self.m.layers = self.layer_weights
+        self.m.ldim = self.ldim
+        self.m.input_linear = _ptr(keep, w, p + "input_linear.weight")
+        self.m.bos_emb = _ptr(keep, w, p + "bos_emb")
+        self.m.out_norm_w = _ptr(keep, w, p + "out_norm.weight")
+        self.m.out_norm_b = _ptr(keep, w, p + "out_norm.bias")
+        if z_dim:
+            self.m.z_proj = _ptr(keep, w, p + "z_proj.weight")
+            self.m.cond_dim = z_dim
+        else:
+            self.m.cond_dim = d
+        self.cond_dim = self.m.cond_dim
+        self.m.eos_w = _ptr(keep, w, p + "out_eos.weight")
+        self.m.eos_b = float(np.asarray(w[p + "out_eos.bias"]).reshape(-1)[0])
+        self.m.embed = _ptr(keep, w, p + "conditioner.embed.weight")
+        if rank:
+            self.m.embed_dim = rank
+            self.m.embed_proj = _ptr(keep, w, p + "conditioner.proj.weight")
+        else:
+            self.m.embed_dim = d
+        f = p + "flow_net."
+        if flow_type not in FLOW_TYPES:
+            raise ValueError(f"unknown flow type {flow_type!r}")
+        if flow_depth > PT_FLOW_MAX_DEPTH:
+            raise ValueError(f"flow depth {flow_depth} > {PT_FLOW_MAX_DEPTH}")
+        self.m.head.type = FLOW_TYPES[flow_type]
+        self.m.head.ldim = self.ldim
+        self.m.head.width = w[f + "input_proj.weight"].shape[0]
+        self.m.head.depth = flow_depth
+        self.m.head.cond_dim = self.m.cond_dim
+        self.m.head.num_time_conds = {"lsd": 2, "flow_matching": 1}.get(flow_type, 0)
+        for j in range(self.m.head.num_time_conds):
+            t = f"{f}time_embed.{j}."
+            self.m.head.time[j].w0 = _ptr(keep, w, t + "mlp.0.weight")
+            self.m.head.time[j].b0 = _ptr(keep, w, t + "mlp.0.bias")
+            self.m.head.time[j].w2 = _ptr(keep, w, t + "mlp.2.weight")
+            self.m.head.time[j].b2 = _ptr(keep, w, t + "mlp.2.bias")
+            self.m.head.time[j].alpha = _ptr(keep, w, t + "mlp.3.alpha")
+            self.m.head.time[j].freqs = _ptr(keep, w, t + "freqs")
+        self.m.head.cond_w = _ptr(keep, w, f + "cond_embed.weight")
+        self.m.head.cond_b = _ptr(keep, w, f + "cond_embed.bias")
+        self.m.head.in_w = _ptr(keep, w, f + "input_proj.weight")
+        self.m.head.in_b = _ptr(keep, w, f + "input_proj.bias")
+        for b in range(flow_depth):
+            r = f"{f}res_blocks.{b}."
+            self.m.head.blocks[b].ln_w = _ptr(keep, w, r + "in_ln.weight")
+            self.m.head.blocks[b].ln_b = _ptr(keep, w, r + "in_ln.bias")
+            self.m.head.blocks[b].w0 = _ptr(keep, w, r + "mlp.0.weight")
+            self.m.head.blocks[b].b0 = _ptr(keep, w, r + "mlp.0.bias")
+            self.m.head.blocks[b].w2 = _ptr(keep, w, r + "mlp.2.weight")
+            self.m.head.blocks[b].b2 = _ptr(keep, w, r + "mlp.2.bias")
+            self.m.head.blocks[b].ada_w = _ptr(keep, w, r + "adaLN_modulation.1.weight")
+            self.m.head.blocks[b].ada_b = _ptr(keep, w, r + "adaLN_modulation.1.bias")
+        self.m.head.final_ada_w = _ptr(keep, w, f + "final_layer.adaLN_modulation.1.weight")
+        self.m.head.final_ada_b = _ptr(keep, w, f + "final_layer.adaLN_modulation.1.bias")
+        self.m.head.final_w = _ptr(keep, w, f + "final_layer.linear.weight")
+        self.m.head.final_b = _ptr(keep, w, f + "final_layer.linear.bias")
+
+    def new_state(self, int capacity, int max_prefill=512):
+        """Allocate a stream state with KV caches of ``capacity`` positions and scratch for
+        prefill blocks of up to ``max_prefill`` positions."""
+        if capacity <= 0:
+            raise ValueError("capacity must be positive")
+        cdef FlowLMState s = FlowLMState()
+        s.capacity = capacity
+        s.num_layers = self.num_layers
+        s.kv = np.full((self.num_layers, 2, capacity, self.num_kv_heads, self.head_dim),
+                       np.nan, dtype=np.float32)
+        s.caches = <PtKVCache *>malloc(self.num_layers * sizeof(PtKVCache))
+        cdef cnp.ndarray kv = s.kv
+        cdef float *base = <float *>cnp.PyArray_DATA(kv)
+        cdef size_t per = <size_t>capacity * self.num_kv_heads * self.head_dim
+        cdef int l
+        for l in range(self.num_layers):
+            s.caches[l].k = base + (2 * l) * per
+            s.caches[l].v = base + (2 * l + 1) * per
+            s.caches[l].capacity = capacity
+            s.caches[l].context = 0
+            s.caches[l].offset = 0
+        cdef size_t n = pt_flow_lm_scratch_size(&self.m, max(max_prefill, 1), capacity)
+        s.scratch_arr = np.zeros(n, dtype=np.float32)
+        s.scratch = <float *>cnp.PyArray_DATA(<cnp.ndarray>s.scratch_arr)
+        pt_rng_seed(&s.rng, 0)
+        return s
+
+    def embed_tokens(self, FlowLMState state, const long long[::1] tokens, float[:, ::1] out):
+        """out[T, d] = text-token embeddings (lookup table, then low-rank projection)."""
+        cdef int T = tokens.shape[0]
+        if out.shape[0] != T or out.shape[1] != self.d_model:
+            raise ValueError("out must be [T, d_model]")
+        if T == 0:
+            return
+        cdef int rc
+        with nogil:
+            rc = pt_flow_lm_embed_tokens(&self.m, &tokens[0], T, self.n_bins, &out[0, 0],
+                                         state.scratch)
+        if rc != 0:
+            raise ValueError(f"token id outside [0, {self.n_bins}]")
+
+    def prefill(self, FlowLMState state, float[:, ::1] x):
+        """Run the transformer over conditioning embeddings x[T, d] (overwritten), appending
+        them to the KV caches."""
+        cdef int T = x.shape[0]
+        if x.shape[1] != self.d_model:
+            raise ValueError(f"prefill input must be [T, {self.d_model}]")
+        if T == 0:
+            return
+        if state.caches[0].offset + T > state.capacity:
+            raise ValueError(f"KV cache overflow: {state.caches[0].offset} + {T} > "
+                             f"{state.capacity}")
+        scratch_need = pt_flow_lm_scratch_size(&self.m, T, state.capacity)
+        if scratch_need > state.scratch_arr.shape[0]:
+            state.scratch_arr = np.zeros(scratch_need, dtype=np.float32)
+            state.scratch = <float *>cnp.PyArray_DATA(<cnp.ndarray>state.scratch_arr)
+        cdef int rc
+        with nogil:
+            rc = pt_flow_lm_prefill(&self.m, state.caches, &x[0, 0], T, state.scratch)
+        if rc != 0:
+            raise ValueError("KV cache overflow")
+
+    def step(self, FlowLMState state, const float[::1] latent_in, const float[::1] noise,
+             int steps, float[::1] latent_out, float[::1] cond_out):
+        """One autoregressive frame; returns the raw EOS logit. ``latent_in`` all-NaN means BOS.
+        Writes the sampled latent and the head's conditioning vector (out_norm [+ z_proj])."""
+        if (latent_in.shape[0] != self.ldim or noise.shape[0] != self.ldim
+                or latent_out.shape[0] != self.ldim or cond_out.shape[0] != self.cond_dim):
+            raise ValueError("step: wrong vector sizes")
+        if steps < 1:
+            raise ValueError("steps must be >= 1")
+        if state.caches[0].offset + 1 > state.capacity:
+            raise ValueError(f"KV cache overflow: capacity {state.capacity} reached")
+        cdef float eos = 0
+        cdef int rc
+        with nogil:
+            rc = pt_flow_lm_step(&self.m, state.caches, &latent_in[0], &noise[0], steps,
+                                 &latent_out[0], &cond_out[0], &eos, state.scratch)
+        if rc != 0:
+            raise ValueError("KV cache overflow")
+        return eos

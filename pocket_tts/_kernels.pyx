@@ -1,0 +1,151 @@
+# cython: language_level=3
+"""Direct Python entry points to the individual C kernels in ``csrc/``, used by the tests to
+check each kernel against a float64 numpy twin. The engine itself calls the kernels from C."""
+
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+from scipy.linalg.cython_blas cimport sgemm, sgemv
+
+from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
+from linear cimport pt_blas_set, pt_sgemm_fn, pt_sgemv_fn, pt_linear, pt_matmul
+from elementwise cimport pt_layer_norm, pt_rms_norm_unbiased, pt_gelu_tanh, pt_silu, pt_elu
+from flow_lm cimport PtKVCache
+
+cdef extern from "attention.h" nogil:
+    float pt_rope_freq(int i, int D, float max_period)
+    void pt_rope(float *x, int T, int H, int D, int64_t pos0, float max_period)
+    int pt_attention(float *out, const float *q, const float *k, const float *v,
+                     PtKVCache *cache, int T, int H, int H_kv, int D, int q_stride,
+                     int kv_stride, float *scores)
+
+cnp.import_array()
+pt_blas_set(<pt_sgemm_fn>sgemm, <pt_sgemv_fn>sgemv)
+
+
+def has_avx2():
+    """True when the AVX2/FMA/F16C kernels are selected at run time."""
+    return bool(pt_cpu_has_avx2())
+
+
+def force_generic(bint force):
+    """Force the portable kernels (tests run both paths); False restores detection."""
+    pt_cpu_force_generic(force)
+
+
+def linear(const float[:, ::1] x, const float[:, ::1] w, object bias=None):
+    """y[T, out] = x[T, in] . w[out, in]^T (+ bias)."""
+    cdef int T = x.shape[0], n_in = x.shape[1], n_out = w.shape[0]
+    if w.shape[1] != n_in:
+        raise ValueError("shape mismatch")
+    cdef float[:, ::1] y = np.empty((T, n_out), np.float32)
+    cdef const float[::1] b
+    cdef const float *bp = NULL
+    if bias is not None:
+        b = bias
+        bp = &b[0]
+    with nogil:
+        pt_linear(&y[0, 0], &x[0, 0], &w[0, 0], bp, T, n_in, n_out, 0)
+    return np.asarray(y)
+
+
+def matmul(const float[:, ::1] a, const float[:, ::1] b):
+    """y = a . b, row-major."""
+    cdef int M = a.shape[0], K = a.shape[1], N = b.shape[1]
+    if b.shape[0] != K:
+        raise ValueError("shape mismatch")
+    cdef float[:, ::1] y = np.empty((M, N), np.float32)
+    with nogil:
+        pt_matmul(&y[0, 0], &a[0, 0], &b[0, 0], M, K, N, 0)
+    return np.asarray(y)
+
+
+def layer_norm(const float[:, ::1] x, object w=None, object b=None, float eps=1e-5):
+    """Row LayerNorm with biased variance; w/b optional."""
+    cdef int T = x.shape[0], C = x.shape[1]
+    cdef float[:, ::1] y = np.empty((T, C), np.float32)
+    cdef const float[::1] wv, bv
+    cdef const float *wp = NULL
+    cdef const float *bp = NULL
+    if w is not None:
+        wv = w
+        wp = &wv[0]
+    if b is not None:
+        bv = b
+        bp = &bv[0]
+    with nogil:
+        pt_layer_norm(&y[0, 0], &x[0, 0], wp, bp, T, C, eps)
+    return np.asarray(y)
+
+
+def rms_norm_unbiased(const float[:, ::1] x, const float[::1] alpha, float eps=1e-5):
+    """x * alpha / sqrt(eps + unbiased var(x))."""
+    cdef int T = x.shape[0], C = x.shape[1]
+    cdef float[:, ::1] y = np.empty((T, C), np.float32)
+    with nogil:
+        pt_rms_norm_unbiased(&y[0, 0], &x[0, 0], &alpha[0], T, C, eps)
+    return np.asarray(y)
+
+
+def gelu_tanh(x):
+    """GELU, tanh approximation."""
+    cdef float[::1] y = np.array(x, dtype=np.float32).reshape(-1)
+    with nogil:
+        pt_gelu_tanh(&y[0], y.shape[0])
+    return np.asarray(y).reshape(np.shape(x))
+
+
+def silu(x):
+    """x * sigmoid(x)."""
+    cdef float[::1] y = np.array(x, dtype=np.float32).reshape(-1)
+    with nogil:
+        pt_silu(&y[0], &y[0], y.shape[0])
+    return np.asarray(y).reshape(np.shape(x))
+
+
+def elu(x):
+    """ELU with alpha = 1."""
+    cdef float[::1] y = np.array(x, dtype=np.float32).reshape(-1)
+    with nogil:
+        pt_elu(&y[0], &y[0], y.shape[0])
+    return np.asarray(y).reshape(np.shape(x))
+
+
+def rope(x, int64_t pos0, float max_period=10000.0):
+    """RoPE (interleaved pairs) on x[T, H, D] at positions pos0 + t; returns a new array."""
+    cdef float[:, :, ::1] y = np.array(x, dtype=np.float32)
+    with nogil:
+        pt_rope(&y[0, 0, 0], y.shape[0], y.shape[1], y.shape[2], pos0, max_period)
+    return np.asarray(y)
+
+
+def rope_freqs(int D, float max_period=10000.0):
+    """The float32 RoPE frequencies of a D-wide head, as the kernels use them."""
+    out = np.empty(D // 2, np.float32)
+    cdef int i
+    for i in range(D // 2):
+        out[i] = pt_rope_freq(i, D, max_period)
+    return out
+
+
+def attention(const float[:, :, ::1] q, const float[:, :, ::1] k, const float[:, :, ::1] v,
+              float[:, :, ::1] cache_k, float[:, :, ::1] cache_v, int64_t offset, int context):
+    """Causal attention of q[T,H,D] after appending k/v[T,H_kv,D] to a cache ([cap,H_kv,D]
+    each) holding `offset` positions; context > 0 makes it a ring window. Returns
+    (out[T, H*D], new_offset)."""
+    cdef PtKVCache c
+    cdef int T = q.shape[0], H = q.shape[1], D = q.shape[2], Hkv = k.shape[1]
+    c.k = &cache_k[0, 0, 0]
+    c.v = &cache_v[0, 0, 0]
+    c.capacity = cache_k.shape[0]
+    c.context = context
+    c.offset = offset
+    cdef float[:, ::1] out = np.empty((T, H * D), np.float32)
+    cdef float[::1] scores = np.empty(c.capacity + T + 16, np.float32)
+    cdef int rc
+    with nogil:
+        rc = pt_attention(&out[0, 0], &q[0, 0, 0], &k[0, 0, 0], &v[0, 0, 0], &c, T, H, Hkv, D,
+                          H * D, Hkv * D, &scores[0])
+    if rc != 0:
+        raise ValueError("KV cache overflow")
+    return np.asarray(out), c.offset

@@ -1,0 +1,105 @@
+"""Flow LM stage: text tokens and voice conditioning in, normalised latents (and EOS logits) out.
+
+A thin Python layer over the C kernels in ``csrc/flow_lm.c`` (driven by ``_flow_lm.pyx``): the
+:class:`FlowLM` object is read-only and shared; every stream owns a :class:`FlowLMState`
+(KV caches sized once, scratch, noise generator)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._native import _flow_lm
+from .config import Config
+
+FlowLMState = _flow_lm.FlowLMState
+
+__all__ = ["FlowLM", "FlowLMState"]
+
+
+class FlowLM:
+    """The flow language model of one config, with weights bound to the C kernels."""
+
+    def __init__(self, config: Config, weights: dict[str, np.ndarray]) -> None:
+        """Bind ``weights`` (TTSModel-layout float32 arrays) for ``config``'s flow LM."""
+        fc = config.flow_lm
+        tc = fc.transformer
+        attn_dim = tc.attn_dim or tc.d_model
+        self.config = config
+        self.d_model = tc.d_model
+        self.ldim = config.mimi.quantizer.dimension
+        self.num_layers = tc.num_layers
+        self.num_heads = tc.num_heads
+        self.num_kv_heads = tc.num_kv_heads or tc.num_heads
+        self.head_dim = attn_dim // tc.num_heads
+        self.n_bins = fc.lookup_table.n_bins
+        self.flow_type = fc.flow.type
+        self.kernel = _flow_lm.FlowLMKernel(
+            weights,
+            num_heads=tc.num_heads,
+            num_kv_heads=self.num_kv_heads,
+            head_dim=self.head_dim,
+            ffn_dim=tc.dim_feedforward or tc.d_model * tc.hidden_scale,
+            max_period=float(tc.max_period),
+            num_layers=tc.num_layers,
+            flow_type=fc.flow.type,
+            flow_depth=fc.flow.depth,
+            n_bins=fc.lookup_table.n_bins,
+            z_dim=fc.z_dim,
+            rank=fc.lookup_table.rank,
+        )
+        self.cond_dim = self.kernel.cond_dim
+        self.bos_before_voice = (
+            np.ascontiguousarray(weights["flow_lm.bos_before_voice"].reshape(1, -1))
+            if fc.insert_bos_before_voice
+            else None
+        )
+        self.speaker_proj = weights["flow_lm.speaker_proj_weight"]
+        self.emb_mean = weights["flow_lm.emb_mean"]
+        self.emb_std = weights["flow_lm.emb_std"]
+
+    def new_state(self, capacity: int, max_prefill: int = 512) -> FlowLMState:
+        """A fresh stream state whose KV caches hold ``capacity`` positions."""
+        return self.kernel.new_state(capacity, max_prefill)
+
+    def embed_tokens(self, state: FlowLMState, tokens: np.ndarray) -> np.ndarray:
+        """Text-token embeddings ``[T, d_model]`` (lookup table, low-rank projection if any)."""
+        tokens = np.ascontiguousarray(tokens, dtype=np.int64).reshape(-1)
+        out = np.empty((tokens.shape[0], self.d_model), dtype=np.float32)
+        self.kernel.embed_tokens(state, tokens, out)
+        return out
+
+    def voice_conditioning(self, latents: np.ndarray) -> np.ndarray:
+        """Voice-prompt conditioning ``[N(+1), d]``: raw encoder latents through the speaker
+        projection, with the learned BOS row prepended when the config asks for it."""
+        latents = np.asarray(latents, dtype=np.float32)
+        if latents.ndim != 2 or latents.shape[1] != self.speaker_proj.shape[1]:
+            raise ValueError(
+                f"voice latents must be [N, {self.speaker_proj.shape[1]}], got {latents.shape}"
+            )
+        return self.voice_conditioning_from_embeddings(latents @ self.speaker_proj.T)
+
+    def voice_conditioning_from_embeddings(self, cond: np.ndarray) -> np.ndarray:
+        """Prepend the learned BOS row (when the config has one) to projected voice
+        embeddings ``[N, d]``."""
+        cond = np.asarray(cond, dtype=np.float32)
+        if self.bos_before_voice is not None:
+            cond = np.concatenate([self.bos_before_voice, cond], axis=0)
+        return np.ascontiguousarray(cond, dtype=np.float32)
+
+    def prefill(self, state: FlowLMState, embeddings: np.ndarray) -> None:
+        """Append conditioning embeddings ``[T, d_model]`` to the state's KV caches."""
+        x = np.array(embeddings, dtype=np.float32, order="C", copy=True)
+        self.kernel.prefill(state, x)
+
+    def step(
+        self,
+        state: FlowLMState,
+        latent_in: np.ndarray,
+        noise: np.ndarray,
+        latent_out: np.ndarray,
+        cond_out: np.ndarray,
+        steps: int = 1,
+    ) -> float:
+        """One frame: feed ``latent_in`` (NaN = BOS), sample into ``latent_out`` with the given
+        ``noise``; returns the raw EOS logit. ``cond_out`` receives the head's conditioning."""
+        return self.kernel.step(state, latent_in, noise, steps, latent_out, cond_out)

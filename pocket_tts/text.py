@@ -1,0 +1,375 @@
+"""Text preparation and chunking: the text-side half of ``generate_audio_stream``.
+
+Behaves exactly like ``pocket_tts/models/text_chunking.py`` of the reference (4.0.1) and the
+per-chunk preparation in ``TTSModel.generate_audio_stream``:
+
+1. :func:`split_into_best_sentences` normalises the whole text with
+   :func:`prepare_text_prompt`, tokenizes it, splits it at sentence-final punctuation tokens
+   (but not at a period between two digits), sub-splits sentences longer than ``max_tokens`` at
+   ``, ; :`` and greedily packs the pieces into chunks of at most ``max_tokens`` tokens.
+2. Each chunk is prepared again on its own (:func:`prepare_chunk`), which gives the text fed
+   to the model and a guess of how many frames to generate after the end-of-speech signal
+   (``guess + 2``: 5 for chunks of at most four words, 3 otherwise), unless the caller or the
+   config fixes that number (:func:`effective_frames_after_eos`).
+
+The tokenizer only needs ``encode(text) -> list[int]`` and ``decode(ids) -> str``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = [
+    "TextChunk",
+    "TextOptions",
+    "TokenizerLike",
+    "chunk_text_for_generation",
+    "effective_frames_after_eos",
+    "ensure_terminal_punctuation",
+    "find_boundary_indices",
+    "prepare_chunk",
+    "prepare_text_prompt",
+    "segments_from_boundaries",
+    "split_into_best_sentences",
+]
+
+logger = logging.getLogger(__name__)
+
+_TERMINAL_PUNCTUATION = ".!?\u2026"
+_WEAK_PUNCTUATION = ",;:-\u2013\u2014"
+_CLOSERS = "\"'\u201d\u2019)]\u00bb"
+# After quote deletion, '"Hi?", she said' reads 'Hi?, she said': keep only the sentence mark.
+_MARK_THEN_WEAK_RE = re.compile(r"([.!?\u2026])\s*[,;:]")
+# The sentence-boundary and fallback token ids are the ids of these strings minus the first
+# id, which the reference assumes is the word-start piece.
+_SENTENCE_END_PROBE = ".!...?"
+_FALLBACK_PROBE = ",;:"
+# TTSModel.generate_audio_stream adds this to each chunk's frames-after-EOS guess.
+CHUNK_FRAMES_AFTER_EOS_BONUS = 2
+
+
+class TokenizerLike(Protocol):
+    """What the chunker needs from a tokenizer."""
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no BOS/EOS)."""
+        ...
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of token ids."""
+        ...
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """The config's text-handling flags, passed together.
+
+    Field names and defaults match the ``Config`` fields of the same names.
+    """
+
+    pad_with_spaces_for_short_inputs: bool = False
+    remove_semicolons: bool = False
+    append_terminal_punctuation: bool = True
+    capitalize_first_letter: bool = True
+    replace_characters: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Any) -> TextOptions:
+        """Take the flags from a :class:`pocket_tts.config.Config` (or any object with them)."""
+        return cls(
+            pad_with_spaces_for_short_inputs=config.pad_with_spaces_for_short_inputs,
+            remove_semicolons=config.remove_semicolons,
+            append_terminal_punctuation=config.append_terminal_punctuation,
+            capitalize_first_letter=config.capitalize_first_letter,
+            replace_characters=dict(config.replace_characters or {}),
+        )
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`prepare_text_prompt` / :func:`split_into_best_sentences`."""
+        return {
+            "pad_with_spaces_for_short_inputs": self.pad_with_spaces_for_short_inputs,
+            "remove_semicolons": self.remove_semicolons,
+            "append_terminal_punctuation": self.append_terminal_punctuation,
+            "capitalize_first_letter": self.capitalize_first_letter,
+            "replace_characters": dict(self.replace_characters),
+        }
+
+
+@dataclass(frozen=True)
+class TextChunk:
+    """One chunk ready for generation: the prepared text and the frames to run after EOS."""
+
+    text: str
+    frames_after_eos: int
+
+
+def _require_str(text: Any, name: str = "text") -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a str, got {type(text).__name__}")
+    return text
+
+
+def ensure_terminal_punctuation(text: str) -> str:
+    """Make ``text`` end with sentence-final punctuation, as the model was trained on.
+
+    Text ending in ``. ! ? …`` (possibly followed by closing quotes/brackets) is unchanged; a
+    trailing weak mark (``, ; : - – —``) is replaced by a period placed before the closers;
+    otherwise a period is appended after everything (after any closers too).
+    """
+    core = text.rstrip(_CLOSERS + " ")
+    closers = text[len(core) :].strip()
+    if not core or core[-1] in _TERMINAL_PUNCTUATION:
+        return text
+    if core[-1] in _WEAK_PUNCTUATION:
+        return core.rstrip(_WEAK_PUNCTUATION + " ") + "." + closers
+    return text + "."
+
+
+def prepare_text_prompt(
+    text: str,
+    pad_with_spaces_for_short_inputs: bool,
+    remove_semicolons: bool,
+    append_terminal_punctuation: bool = True,
+    capitalize_first_letter: bool = True,
+    replace_characters: Mapping[str, str] | None = None,
+) -> tuple[str, int]:
+    """Normalise a prompt the way the model expects; return ``(text, frames_after_eos_guess)``.
+
+    Steps, in order: strip; apply ``replace_characters`` (then collapse whitespace and drop a
+    ``, ; :`` that directly follows a sentence mark); reject empty text with
+    ``ValueError("Text prompt cannot be empty")``; turn newlines into spaces and halve double
+    spaces once; ``;`` -> ``,`` if ``remove_semicolons``; guess 3 frames after EOS for at most
+    four words, else 1; upper-case the first character; ensure terminal punctuation; prepend
+    eight spaces to texts of fewer than five words if ``pad_with_spaces_for_short_inputs``.
+    """
+    text = _require_str(text).strip()
+    if replace_characters:
+        table = str.maketrans(dict(replace_characters))
+        text = " ".join(text.translate(table).split())
+        text = _MARK_THEN_WEAK_RE.sub(r"\1", text)
+    if text == "":
+        raise ValueError("Text prompt cannot be empty")
+    text = text.replace("\n", " ").replace("\r", " ").replace("  ", " ")
+    if remove_semicolons:
+        text = text.replace(";", ",")
+    frames_after_eos_guess = 3 if len(text.split()) <= 4 else 1
+
+    if capitalize_first_letter and not text[0].isupper():
+        text = text[0].upper() + text[1:]
+
+    if append_terminal_punctuation:
+        text = ensure_terminal_punctuation(text)
+
+    if pad_with_spaces_for_short_inputs and len(text.split()) < 5:
+        text = " " * 8 + text
+
+    return text, frames_after_eos_guess
+
+
+def _is_decimal_period_boundary(
+    tokens: Sequence[int], segment_start: int, tokenizer: TokenizerLike
+) -> bool:
+    """True when ``segment_start`` follows a period that sits between two digits."""
+    prefix = tokenizer.decode(list(tokens[:segment_start]))
+    suffix = tokenizer.decode(list(tokens[segment_start:]))
+    return (
+        len(prefix) >= 2
+        and prefix[-1] == "."
+        and prefix[-2].isdigit()
+        and bool(suffix)
+        and suffix[0].isdigit()
+    )
+
+
+def find_boundary_indices(
+    tokens: Sequence[int],
+    boundary_tokens: Sequence[int],
+    tokenizer: TokenizerLike | None = None,
+    skip_decimal_periods: bool = False,
+) -> list[int]:
+    """Token positions that start segments, framed by ``0`` and ``len(tokens)``.
+
+    A segment starts at the first non-boundary token following a run of boundary tokens.
+    With ``skip_decimal_periods`` (and a tokenizer), a run that is a period between digits
+    (``3.14``) does not end a segment.
+    """
+    boundary_set = set(boundary_tokens)
+    indices = [0]
+    previous_was_boundary = False
+    for idx, token in enumerate(tokens):
+        if token in boundary_set:
+            previous_was_boundary = True
+            continue
+        if previous_was_boundary:
+            if (
+                skip_decimal_periods
+                and tokenizer is not None
+                and _is_decimal_period_boundary(tokens, idx, tokenizer)
+            ):
+                previous_was_boundary = False
+                continue
+            indices.append(idx)
+        previous_was_boundary = False
+    indices.append(len(tokens))
+    return indices
+
+
+def segments_from_boundaries(
+    tokens: Sequence[int], boundary_indices: Sequence[int], tokenizer: TokenizerLike
+) -> list[tuple[int, str]]:
+    """Decode the slices between consecutive boundaries into ``(token_count, text)`` pairs."""
+    segments = []
+    for start, end in zip(boundary_indices[:-1], boundary_indices[1:], strict=True):
+        segments.append((end - start, tokenizer.decode(list(tokens[start:end]))))
+    return segments
+
+
+def _probe_ids(tokenizer: TokenizerLike, probe: str) -> list[int]:
+    # The reference unpacks `_, *ids = tokenizer(probe)`: drop the first id.
+    ids = list(tokenizer.encode(probe))
+    if not ids:
+        raise ValueError(f"the tokenizer encodes {probe!r} to no tokens")
+    return ids[1:]
+
+
+def split_into_best_sentences(
+    tokenizer: TokenizerLike,
+    text_to_generate: str,
+    max_tokens: int,
+    pad_with_spaces_for_short_inputs: bool,
+    remove_semicolons: bool,
+    append_terminal_punctuation: bool = True,
+    capitalize_first_letter: bool = True,
+    replace_characters: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Split a text into chunks of at most ``max_tokens`` tokens at sentence boundaries.
+
+    Sentences longer than ``max_tokens`` are split at ``, ; :`` when that gives several pieces;
+    a piece that is still too long becomes a chunk of its own and a warning is logged. Chunks
+    are returned stripped but not individually prepared (see :func:`prepare_chunk`).
+    """
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+        raise TypeError(f"max_tokens must be an int, got {type(max_tokens).__name__}")
+    text_to_generate, _ = prepare_text_prompt(
+        text_to_generate,
+        pad_with_spaces_for_short_inputs,
+        remove_semicolons,
+        append_terminal_punctuation,
+        capitalize_first_letter,
+        replace_characters,
+    )
+    text_to_generate = text_to_generate.strip()
+    tokens = list(tokenizer.encode(text_to_generate))
+
+    sentence_end_ids = _probe_ids(tokenizer, _SENTENCE_END_PROBE)
+    boundaries = find_boundary_indices(
+        tokens, sentence_end_ids, tokenizer, skip_decimal_periods=True
+    )
+    sentences = segments_from_boundaries(tokens, boundaries, tokenizer)
+
+    # Sub-split oversized sentences at commas, semicolons and colons.
+    fallback_ids = _probe_ids(tokenizer, _FALLBACK_PROBE)
+    segments: list[tuple[int, str]] = []
+    for nb_tokens, sentence in sentences:
+        if nb_tokens <= max_tokens:
+            segments.append((nb_tokens, sentence))
+            continue
+        sub_tokens = list(tokenizer.encode(sentence.strip()))
+        sub_boundaries = find_boundary_indices(sub_tokens, fallback_ids)
+        sub_segments = segments_from_boundaries(sub_tokens, sub_boundaries, tokenizer)
+        if len(sub_segments) > 1:
+            segments.extend(sub_segments)
+        else:
+            segments.append((nb_tokens, sentence))
+
+    chunks: list[str] = []
+    current = ""
+    current_tokens = 0
+    for nb_tokens, sentence in segments:
+        if current == "":
+            current, current_tokens = sentence, nb_tokens
+        elif current_tokens + nb_tokens > max_tokens:
+            chunks.append(current.strip())
+            current, current_tokens = sentence, nb_tokens
+        else:
+            current += " " + sentence
+            current_tokens += nb_tokens
+    if current != "":
+        chunks.append(current.strip())
+
+    for chunk in chunks:
+        n = len(tokenizer.encode(chunk.strip()))
+        if n > max_tokens:
+            logger.warning(
+                "Chunk has %d tokens (max %d), generation may skip words: '%.50s...'",
+                n,
+                max_tokens,
+                chunk,
+            )
+    return chunks
+
+
+def effective_frames_after_eos(
+    frames_after_eos: int | None,
+    frames_after_eos_guess: int,
+    model_recommended_frames_after_eos: int | None = None,
+) -> int:
+    """Frames to generate after EOS: the caller's value, else the config's, else the guess."""
+    if frames_after_eos is None:
+        frames_after_eos = model_recommended_frames_after_eos
+    return frames_after_eos if frames_after_eos is not None else frames_after_eos_guess
+
+
+def prepare_chunk(
+    chunk: str,
+    pad_with_spaces_for_short_inputs: bool,
+    remove_semicolons: bool,
+    append_terminal_punctuation: bool = True,
+    capitalize_first_letter: bool = True,
+    replace_characters: Mapping[str, str] | None = None,
+) -> tuple[str, int]:
+    """Prepare one chunk from :func:`split_into_best_sentences` for generation.
+
+    Returns ``(text, frames_after_eos_guess + 2)``, i.e. a guess of 5 frames for chunks of at
+    most four words and 3 otherwise, as ``generate_audio_stream`` does.
+    """
+    text, guess = prepare_text_prompt(
+        chunk,
+        pad_with_spaces_for_short_inputs,
+        remove_semicolons,
+        append_terminal_punctuation,
+        capitalize_first_letter,
+        replace_characters,
+    )
+    return text, guess + CHUNK_FRAMES_AFTER_EOS_BONUS
+
+
+def chunk_text_for_generation(
+    tokenizer: TokenizerLike,
+    text: str,
+    max_tokens: int = 50,
+    frames_after_eos: int | None = None,
+    model_recommended_frames_after_eos: int | None = None,
+    options: TextOptions | None = None,
+) -> list[TextChunk]:
+    """Everything ``generate_audio_stream`` does to the text before generating.
+
+    Splits ``text`` with :func:`split_into_best_sentences`, prepares every chunk with
+    :func:`prepare_chunk` and resolves its frames-after-EOS count with
+    :func:`effective_frames_after_eos`.
+    """
+    options = options or TextOptions()
+    kwargs = options.as_kwargs()
+    chunks = split_into_best_sentences(tokenizer, text, max_tokens, **kwargs)
+    result = []
+    for chunk in chunks:
+        prepared, guess = prepare_chunk(chunk, **kwargs)
+        frames = effective_frames_after_eos(
+            frames_after_eos, guess, model_recommended_frames_after_eos
+        )
+        result.append(TextChunk(prepared, frames))
+    return result

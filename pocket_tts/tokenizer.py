@@ -1,0 +1,241 @@
+"""Text tokenizers: SentencePiece ``.model`` files and HuggingFace ``tokenizer.json`` files.
+
+Mirrors ``pocket_tts/modules/text_conditioner.py`` of the reference without torch:
+
+* :class:`SentencePieceTokenizer` wraps ``sentencepiece`` (``encode(text, out_type=int)``, no
+  BOS/EOS);
+* :class:`JsonTokenizer` wraps the optional ``tokenizers`` package (``encode(text).ids``);
+* :func:`build_tokenizer` picks one with the reference's rule and checks that the vocabulary
+  size equals the config's ``n_bins``.
+
+Paths must be local files: ``hf://`` and ``https://`` locations are resolved (downloaded) by
+another module before reaching here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "JsonTokenizer",
+    "SentencePieceTokenizer",
+    "Tokenizer",
+    "TokenizerError",
+    "build_tokenizer",
+    "encoder_from_serialized",
+    "tokenizer_kind_for",
+]
+
+logger = logging.getLogger(__name__)
+
+_REMOTE_PREFIXES = ("hf://", "http://", "https://")
+
+
+class TokenizerError(ValueError):
+    """A tokenizer file that cannot be used: corrupt, or with the wrong vocabulary size."""
+
+
+def _local_file(path: str | os.PathLike[str], what: str) -> Path:
+    if isinstance(path, str) and path.startswith(_REMOTE_PREFIXES):
+        raise TokenizerError(
+            f"{what} path {path!r} is remote; download it first (the config module keeps "
+            "hf:// and https:// locations as strings for the download helper to resolve)"
+        )
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{what} path must be a str or os.PathLike, got {type(path).__name__}")
+    local = Path(path).expanduser()
+    if not local.exists():
+        raise FileNotFoundError(f"{what} file not found: {local}")
+    if not local.is_file():
+        raise TokenizerError(f"{what} path is not a file: {local}")
+    return local
+
+
+def _check_text(text: Any) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return text
+
+
+def _check_ids(ids: Iterable[Any], vocab_size: int) -> list[int]:
+    if isinstance(ids, (str, bytes)):
+        raise TypeError("token ids must be a sequence of ints, not a string")
+    if isinstance(ids, np.ndarray):
+        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"token ids must be a 1-D integer array, got {ids.dtype} {ids.shape}")
+        ids = ids.tolist()
+    out = []
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"token ids must be ints, got {type(i).__name__} {i!r}")
+        i = int(i)
+        if not 0 <= i < vocab_size:
+            raise ValueError(f"token id {i} is out of range for a vocabulary of {vocab_size}")
+        out.append(i)
+    return out
+
+
+class SentencePieceTokenizer:
+    """A SentencePiece model (``tokenizer.model``).
+
+    ``encode`` gives ``sp.encode(text, out_type=int)``: no BOS/EOS is added. When ``n_bins`` is
+    given, the vocabulary size must equal it.
+    """
+
+    kind = "sentencepiece"
+
+    def __init__(self, path: str | os.PathLike[str], n_bins: int | None = None):
+        import sentencepiece
+
+        local = _local_file(path, "SentencePiece tokenizer")
+        logger.info("Loading sentencepiece tokenizer from %s", local)
+        self.path = local
+        try:
+            self.sp = sentencepiece.SentencePieceProcessor(model_file=str(local))
+        except (RuntimeError, OSError) as exc:
+            raise TokenizerError(
+                f"could not load SentencePiece model {local} (corrupt or not a .model file?): {exc}"
+            ) from exc
+        _check_vocab(self.vocab_size, n_bins, local)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of pieces in the vocabulary."""
+        return int(self.sp.vocab_size())
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no BOS/EOS)."""
+        return list(self.sp.encode(_check_text(text), out_type=int))
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of a sequence of token ids (list, tuple or 1-D integer array)."""
+        return self.sp.decode(_check_ids(ids, self.vocab_size))
+
+    def __call__(self, text: str) -> np.ndarray:
+        """Token ids as an int64 array of shape ``[1, T]`` (the reference returns a tensor)."""
+        return np.asarray(self.encode(text), dtype=np.int64).reshape(1, -1)
+
+    def serialize(self) -> tuple[str, bytes]:
+        """``(kind, payload)`` for :func:`encoder_from_serialized` (e.g. in a worker process)."""
+        return "sentencepiece", self.sp.serialized_model_proto()
+
+    def __repr__(self) -> str:
+        return f"SentencePieceTokenizer({str(self.path)!r}, vocab_size={self.vocab_size})"
+
+
+def _import_tokenizers() -> Any:
+    try:
+        import tokenizers
+    except ImportError as exc:
+        raise ImportError(
+            "reading a tokenizer.json needs the optional 'tokenizers' package: "
+            "pip install 'pocket-tts-fast[json-tokenizer]' (or pip install tokenizers)"
+        ) from exc
+    return tokenizers
+
+
+class JsonTokenizer:
+    """A HuggingFace ``tokenizer.json`` (needs the optional ``tokenizers`` package).
+
+    The released configs point at JSON files converted from the SentencePiece models, which give
+    the same ids. ``encode`` returns ``tokenizer.encode(text).ids``.
+    """
+
+    kind = "tokenizers"
+
+    def __init__(self, path: str | os.PathLike[str], n_bins: int | None = None):
+        tokenizers = _import_tokenizers()
+        local = _local_file(path, "tokenizer.json")
+        logger.info("Loading tokenizers json from %s", local)
+        self.path = local
+        try:
+            self.tokenizer = tokenizers.Tokenizer.from_file(str(local))
+        except Exception as exc:  # tokenizers raises its own Exception subclass
+            raise TokenizerError(
+                f"could not load tokenizer.json {local} (corrupt or not a tokenizers file?): {exc}"
+            ) from exc
+        _check_vocab(self.vocab_size, n_bins, local)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens in the vocabulary (including added tokens)."""
+        return int(self.tokenizer.get_vocab_size())
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``."""
+        return list(self.tokenizer.encode(_check_text(text)).ids)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of a sequence of token ids (list, tuple or 1-D integer array)."""
+        return self.tokenizer.decode(_check_ids(ids, self.vocab_size))
+
+    def __call__(self, text: str) -> np.ndarray:
+        """Token ids as an int64 array of shape ``[1, T]`` (the reference returns a tensor)."""
+        return np.asarray(self.encode(text), dtype=np.int64).reshape(1, -1)
+
+    def serialize(self) -> tuple[str, bytes]:
+        """``(kind, payload)`` for :func:`encoder_from_serialized` (e.g. in a worker process)."""
+        return "tokenizers", self.tokenizer.to_str().encode()
+
+    def __repr__(self) -> str:
+        return f"JsonTokenizer({str(self.path)!r}, vocab_size={self.vocab_size})"
+
+
+Tokenizer = SentencePieceTokenizer | JsonTokenizer
+
+
+def _check_vocab(vocab_size: int, n_bins: int | None, path: Path) -> None:
+    if n_bins is None:
+        return
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int):
+        raise TypeError(f"n_bins must be an int, got {type(n_bins).__name__}")
+    if vocab_size != n_bins:
+        raise TokenizerError(
+            f"tokenizer {path} has vocab size={vocab_size} but the config's "
+            f"flow_lm.lookup_table.n_bins={n_bins}: wrong tokenizer for this model?"
+        )
+
+
+def tokenizer_kind_for(path: str | os.PathLike[str], kind: str = "sentencepiece") -> str:
+    """The backend the reference picks: ``"tokenizers"`` or ``"sentencepiece"``.
+
+    ``kind`` ``"tokenizers"``/``"json"``, or a path ending in ``.json`` (ignoring an
+    ``@revision`` suffix), selects the JSON backend; anything else selects SentencePiece.
+    """
+    if kind in ("tokenizers", "json") or str(path).split("@")[0].endswith(".json"):
+        return "tokenizers"
+    return "sentencepiece"
+
+
+def build_tokenizer(
+    n_bins: int, path: str | os.PathLike[str], kind: str = "sentencepiece"
+) -> Tokenizer:
+    """Load the tokenizer named by a config's ``lookup_table`` (``n_bins``, path, ``tokenizer``).
+
+    Uses :func:`tokenizer_kind_for` to choose the backend, and raises :class:`TokenizerError`
+    when the vocabulary size differs from ``n_bins``, ``FileNotFoundError`` for a missing file.
+    """
+    if tokenizer_kind_for(path, kind) == "tokenizers":
+        return JsonTokenizer(path, n_bins=n_bins)
+    return SentencePieceTokenizer(path, n_bins=n_bins)
+
+
+def encoder_from_serialized(kind: str, payload: bytes) -> Callable[[str], list[int]]:
+    """Rebuild just the text -> ids function from :meth:`SentencePieceTokenizer.serialize`."""
+    if kind == "tokenizers":
+        tokenizers = _import_tokenizers()
+        tok = tokenizers.Tokenizer.from_str(payload.decode())
+        return lambda text: list(tok.encode(text).ids)
+    if kind != "sentencepiece":
+        raise ValueError(f"unknown tokenizer kind {kind!r}")
+    import sentencepiece
+
+    sp = sentencepiece.SentencePieceProcessor()
+    sp.load_from_serialized_proto(payload)
+    return lambda text: list(sp.encode(text, out_type=int))

@@ -1,0 +1,160 @@
+"""Strict loading of TTSModel-layout safetensors checkpoints into aligned numpy arrays.
+
+The key set and every shape must match :func:`pocket_tts.layout.expected_tensors` exactly (the
+reference loads with ``load_state_dict(strict=True)``); all problems are reported together in
+one :class:`CheckpointError`. Tensors stored as F32, F16 or BF16 are accepted and widened to
+float32 (both conversions are exact). Every returned array is a fresh, writable, C-contiguous,
+64-byte-aligned float32 buffer that does not reference the file: the file is memory-mapped and
+each tensor is converted straight into its own buffer, one tensor at a time, so loading never
+holds a second full copy of the checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .layout import expected_tensors
+from .safetensors import SafetensorsFile, bfloat16_bits_to_float32
+
+if TYPE_CHECKING:
+    from .config import Config
+
+__all__ = [
+    "ALIGNMENT",
+    "ACCEPTED_FILE_DTYPES",
+    "CheckpointError",
+    "aligned_empty",
+    "load_weights",
+]
+
+#: Byte alignment of every array returned by :func:`load_weights` (a cache line; AVX-512 wide).
+ALIGNMENT = 64
+
+#: safetensors dtypes accepted in a checkpoint file.
+ACCEPTED_FILE_DTYPES = ("F32", "F16", "BF16")
+
+# In-memory storage dtypes: implemented ones, and ones planned for later (reduced-precision
+# weight storage for the memory-bound GEMVs).
+_STORAGE_DTYPES = {"float32": np.float32}
+_PLANNED_STORAGE_DTYPES = ("float16", "bfloat16")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint does not match the model layout.
+
+    Attributes list every problem found: ``missing`` and ``unexpected`` key names,
+    ``wrong_shape`` as ``(key, expected_shape, found_shape)`` and ``wrong_dtype`` as
+    ``(key, found_dtype)``.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        missing: list[str],
+        unexpected: list[str],
+        wrong_shape: list[tuple[str, tuple[int, ...], tuple[int, ...]]],
+        wrong_dtype: list[tuple[str, str]],
+    ) -> None:
+        self.path = path
+        self.missing = missing
+        self.unexpected = unexpected
+        self.wrong_shape = wrong_shape
+        self.wrong_dtype = wrong_dtype
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing: " + ", ".join(missing))
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected: " + ", ".join(unexpected))
+        if wrong_shape:
+            parts.append(
+                f"{len(wrong_shape)} with the wrong shape: "
+                + ", ".join(f"{k} (expected {list(e)}, found {list(f)})" for k, e, f in wrong_shape)
+            )
+        if wrong_dtype:
+            parts.append(
+                f"{len(wrong_dtype)} with an unsupported dtype (want one of "
+                f"{'/'.join(ACCEPTED_FILE_DTYPES)}): "
+                + ", ".join(f"{k} ({d})" for k, d in wrong_dtype)
+            )
+        super().__init__(f"checkpoint {path} does not match the model: " + "; ".join(parts))
+
+
+def aligned_empty(
+    shape: int | tuple[int, ...], dtype: Any = np.float32, alignment: int = ALIGNMENT
+) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on an ``alignment``-byte boundary.
+
+    The array is a view of a slightly larger byte buffer (so ``flags.owndata`` is False) that it
+    keeps alive; it is writable and references nothing else.
+    """
+    if alignment <= 0 or alignment & (alignment - 1):
+        raise ValueError(f"alignment must be a power of two, got {alignment}")
+    dtype = np.dtype(dtype)
+    shape = (shape,) if isinstance(shape, int | np.integer) else tuple(int(s) for s in shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    count = nbytes // dtype.itemsize
+    room = max(nbytes, dtype.itemsize)  # an empty slice would lose the offset: keep one item
+    buf = np.empty(room + alignment, dtype=np.uint8)
+    start = -buf.ctypes.data % alignment
+    arr = buf[start : start + room].view(dtype)[:count].reshape(shape)
+    assert arr.ctypes.data % alignment == 0 and arr.flags.c_contiguous
+    return arr
+
+
+def _check_storage_dtype(dtype: str) -> np.dtype:
+    if dtype in _STORAGE_DTYPES:
+        return np.dtype(_STORAGE_DTYPES[dtype])
+    if dtype in _PLANNED_STORAGE_DTYPES:
+        raise ValueError(
+            f"dtype={dtype!r} weight storage is not supported yet; use dtype='float32'"
+        )
+    raise ValueError(
+        f"unknown weight dtype {dtype!r}; supported: {', '.join(map(repr, _STORAGE_DTYPES))}"
+    )
+
+
+def load_weights(
+    config: Config, path: str | os.PathLike, dtype: str = "float32"
+) -> dict[str, np.ndarray]:
+    """Load the TTSModel-layout safetensors checkpoint at ``path`` for ``config``, strictly.
+
+    Returns ``{key: array}`` in the reference's state-dict order. Every array is float32,
+    C-contiguous, 64-byte aligned, writable and owned (independent of the file).
+
+    Raises :class:`pocket_tts.safetensors.SafetensorsError` if the file is malformed, a single
+    :class:`CheckpointError` naming every missing, unexpected, wrong-shape and wrong-dtype tensor
+    if it does not match the layout of ``config``, and ``ValueError`` for an unsupported
+    ``dtype`` (only ``"float32"`` for now).
+    """
+    out_dtype = _check_storage_dtype(dtype)
+    expected = expected_tensors(config)
+    with SafetensorsFile(path) as f:
+        found = f.header.tensors
+        missing = [k for k in expected if k not in found]
+        unexpected = [k for k in found if k not in expected]
+        wrong_shape = [
+            (k, shape, found[k].shape)
+            for k, shape in expected.items()
+            if k in found and found[k].shape != shape
+        ]
+        wrong_dtype = [
+            (k, found[k].dtype)
+            for k in expected
+            if k in found and found[k].dtype not in ACCEPTED_FILE_DTYPES
+        ]
+        if missing or unexpected or wrong_shape or wrong_dtype:
+            raise CheckpointError(str(path), missing, unexpected, wrong_shape, wrong_dtype)
+
+        weights: dict[str, np.ndarray] = {}
+        for key, shape in expected.items():
+            src = f.get_raw(key)  # a view into the mapping: no copy yet
+            dst = aligned_empty(shape, out_dtype)
+            if found[key].dtype == "BF16":
+                bfloat16_bits_to_float32(src, out=dst)
+            else:  # F32 copy or exact F16 -> F32 widening, straight into dst
+                np.copyto(dst, src, casting="safe")
+            weights[key] = dst
+    return weights

@@ -1,0 +1,78 @@
+"""Shared fixtures: paths to the shared data, the reference side-venv, random checkpoints.
+
+The reference (PyTorch ``pocket-tts==4.0.1``) lives only in ``.venv-ref`` and is driven through
+subprocesses running scripts from ``tools/reference/``; it is never imported here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("POCKET_TTS_SHARED_DATA", REPO.parent / "shared" / "data"))
+REF_PYTHON = Path(os.environ.get("POCKET_TTS_REF_PYTHON", REPO / ".venv-ref" / "bin" / "python"))
+TOKENIZER_MODEL = SHARED_DATA / "tokenizer.model"
+REF_WAV = SHARED_DATA / "ref.wav"
+JFK_WAV = SHARED_DATA / "jfk_16k.wav"
+
+
+def run_reference(script: str, *args: str, timeout: float = 900) -> str:
+    """Run ``tools/reference/<script>`` with the reference venv's Python; return its stdout.
+
+    Fails (never skips) when the side venv is missing: ``.ci/run`` always builds it.
+    """
+    if not REF_PYTHON.exists():
+        pytest.fail(f"reference venv missing at {REF_PYTHON}; run tools/setup_reference_venv.sh")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
+    # The reference's import name is also ``pocket_tts``: keep our checkout off its path.
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run(
+        [str(REF_PYTHON), str(REPO / "tools" / "reference" / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd="/",
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"reference script {script} failed:\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared data folder (tokenizer.model, ref.wav, jfk_16k.wav)."""
+    return SHARED_DATA
+
+
+def _python() -> str:
+    return sys.executable
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory):
+    """Factory ``random_checkpoint(config_name, seed=0) -> (yaml_path, weights_path)``.
+
+    Writes a seeded random checkpoint of a packaged config (``pocket_tts.testing``) whose YAML
+    uses the shared SentencePiece ``TOKENIZER_MODEL``, so the reference loads it offline. Cached
+    per (config, seed) for the whole session.
+    """
+    from pocket_tts.testing import make_random_checkpoint
+
+    root = tmp_path_factory.mktemp("random_checkpoints")
+    cache: dict[tuple[str, int], tuple[Path, Path]] = {}
+
+    def get(config_name: str, seed: int = 0) -> tuple[Path, Path]:
+        key = (config_name, seed)
+        if key not in cache:
+            cache[key] = make_random_checkpoint(
+                config_name, seed, root / f"{config_name}-seed{seed}", tokenizer=TOKENIZER_MODEL
+            )
+        return cache[key]
+
+    return get

@@ -1,0 +1,147 @@
+"""Flow LM parity with the reference on the same random checkpoint, plus its error paths.
+
+The reference dumps (tools/reference/flow_lm_golden.py): token ids, text embeddings, the KV
+caches after a voice-like prompt prefill and after the text prefill, and over 50 teacher-forced
+frames with injected noise the head conditioning vector, the EOS logit and the sampled latent.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import run_reference
+
+from pocket_tts._native import _kernels
+from pocket_tts.config import load_config
+from pocket_tts.flow_lm import FlowLM
+from pocket_tts.weights import load_weights
+
+CONFIGS = ["english_2026-10", "english_2m_2026-10"]
+FRAMES = 50
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module", params=CONFIGS)
+def case(request, random_checkpoint, tmp_path_factory):
+    yaml_path, weights_path = random_checkpoint(request.param)
+    out = tmp_path_factory.mktemp("golden") / f"{request.param}.npz"
+    run_reference("flow_lm_golden.py", yaml_path, out, "--frames", FRAMES, "--prompt-len", 20)
+    config = load_config(yaml_path)
+    lm = FlowLM(config, load_weights(config, weights_path))
+    return lm, dict(np.load(out))
+
+
+def close(got: np.ndarray, want: np.ndarray) -> float:
+    """Max abs difference, relative to the magnitude where values are large."""
+    scale = max(1.0, float(np.abs(want).max()))
+    return float(np.abs(got - want).max()) / scale
+
+
+def run_scenario(lm: FlowLM, g: dict, name: str) -> dict:
+    st = lm.new_state(256)
+    draw = 0
+    res = {}
+    if name == "prompt":
+        lm.prefill(st, lm.voice_conditioning_from_embeddings(g["prompt"]))
+        draw += 1  # the reference draws (and discards) one noise row per prefill call
+        res["prompt_kv"] = st.kv[:, :, : st.offset].copy()
+    emb = lm.embed_tokens(st, g["tokens"])
+    res["emb"] = emb
+    lm.prefill(st, emb)
+    draw += 1
+    res["text_kv"] = st.kv[:, :, : st.offset].copy()
+    x = np.full(lm.ldim, np.nan, np.float32)
+    lat, cond = np.zeros(lm.ldim, np.float32), np.zeros(lm.cond_dim, np.float32)
+    conds, eos, lats = [], [], []
+    for f in range(FRAMES):
+        eos.append(lm.step(st, x, g["noise"][draw], lat, cond))
+        draw += 1
+        conds.append(cond.copy())
+        lats.append(lat.copy())
+        x = g["teacher"][f]
+    res.update(cond=np.stack(conds), eos=np.array(eos), latents=np.stack(lats), draws=draw)
+    return res
+
+
+@pytest.mark.parametrize("scenario", ["free", "prompt"])
+def test_parity_with_reference(case, scenario: str) -> None:
+    lm, g = case
+    r = run_scenario(lm, g, scenario)
+    assert r["draws"] == int(g[f"{scenario}_draws"])
+    assert close(r["emb"], g["text_embeddings"]) <= 1e-6
+    if scenario == "prompt":
+        assert close(r["prompt_kv"], g["prompt_prompt_kv"]) <= TOL
+    assert r["text_kv"].shape == g[f"{scenario}_text_kv"].shape
+    assert close(r["text_kv"], g[f"{scenario}_text_kv"]) <= TOL
+    assert close(r["cond"], g[f"{scenario}_cond"]) <= TOL
+    assert np.abs(r["eos"] - g[f"{scenario}_eos"]).max() <= TOL
+    assert close(r["latents"], g[f"{scenario}_latents"]) <= TOL
+
+
+def test_noise_generator_matches_torch(case) -> None:
+    lm, g = case
+    st = lm.new_state(4)
+    std = float(np.float32(0.3**0.5))
+    out = np.empty(lm.ldim, np.float32)
+    st.seed(0)
+    for row in g["torch_noise"]:
+        st.normal(out, std)
+        assert np.abs(out - row).max() <= 1e-6
+    for clamp in (0.5, 0.1):  # both branches of torch's rejection sampler
+        st.seed(0)
+        for row in g[f"torch_trunc_noise_{clamp}"]:
+            st.normal(out, std, clamp)
+            assert np.abs(out - row).max() <= 1e-6
+            assert np.abs(out).max() <= clamp
+
+
+def test_rope_frequencies_bit_identical_to_torch() -> None:
+    dims = [16, 32, 48, 64, 96, 128, 256]
+    want = json.loads(run_reference("rope_freqs.py", *dims))
+    for D in dims:
+        got = _kernels.rope_freqs(D).view(np.int32).tolist()
+        assert got == want[str(D)], D
+
+
+def test_bad_inputs_leave_model_usable(case) -> None:
+    lm, g = case
+    st = lm.new_state(len(g["tokens"]) + 2)
+    with pytest.raises(ValueError, match="token id"):
+        lm.embed_tokens(st, np.array([0, lm.n_bins + 1]))
+    with pytest.raises(ValueError, match="prefill input"):
+        lm.prefill(st, np.zeros((3, lm.d_model + 1), np.float32))
+    with pytest.raises(ValueError, match="overflow"):
+        lm.prefill(st, np.zeros((len(g["tokens"]) + 3, lm.d_model), np.float32))
+    assert st.offset == 0  # a refused prefill writes nothing
+    lm.prefill(st, lm.embed_tokens(st, g["tokens"]))
+    x = np.full(lm.ldim, np.nan, np.float32)
+    lat, cond = np.zeros(lm.ldim, np.float32), np.zeros(lm.cond_dim, np.float32)
+    with pytest.raises(ValueError, match="sizes"):
+        lm.step(st, x[:-1], g["noise"][0], lat, cond)
+    with pytest.raises(ValueError, match="steps"):
+        lm.step(st, x, g["noise"][0], lat, cond, steps=0)
+    lm.step(st, x, g["noise"][0], lat, cond)
+    lm.step(st, lat.copy(), g["noise"][1], lat, cond)
+    with pytest.raises(ValueError, match="overflow"):
+        lm.step(st, lat.copy(), g["noise"][2], lat, cond)
+    with pytest.raises(ValueError, match="capacity"):
+        lm.new_state(0)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        st.normal(np.zeros(10, np.float32), 1.0)
+    with pytest.raises(ValueError, match="positive"):
+        st.normal(np.zeros(32, np.float32), 1.0, 0.0)
+    assert np.isfinite(lat).all()
+
+
+def test_generic_and_avx2_paths_agree(case) -> None:
+    lm, g = case
+    outs = []
+    for generic in (True, False):
+        _kernels.force_generic(generic)
+        try:
+            outs.append(run_scenario(lm, g, "free")["latents"])
+        finally:
+            _kernels.force_generic(False)
+    assert np.abs(outs[0] - outs[1]).max() <= TOL

@@ -1,0 +1,125 @@
+"""Each C kernel against a float64 numpy twin, with an explicit error budget."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pocket_tts._native import _kernels as K
+
+RNG = np.random.default_rng(1234)
+
+
+def f32(*shape: int, scale: float = 1.0) -> np.ndarray:
+    return (RNG.standard_normal(shape) * scale).astype(np.float32)
+
+
+def rel_err(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
+
+
+@pytest.mark.parametrize("T", [1, 3, 17])
+def test_linear_matches_float64(T: int) -> None:
+    x, w, b = f32(T, 300), f32(200, 300), f32(200)
+    want = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    assert rel_err(K.linear(x, w, b), want) < 1e-5
+    assert rel_err(K.linear(x, w), want - b) < 1e-5
+
+
+def test_matmul_matches_float64() -> None:
+    a, b = f32(7, 33), f32(33, 19)
+    assert rel_err(K.matmul(a, b), a.astype(np.float64) @ b) < 1e-5
+
+
+def test_layer_norm_affine_and_plain() -> None:
+    x, w, b = f32(5, 512, scale=3.0) + 2.0, f32(512), f32(512)
+    x64 = x.astype(np.float64)
+    norm = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-5)
+    assert np.abs(K.layer_norm(x, w, b) - (norm * w + b)).max() < 2e-5
+    norm6 = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-6)
+    assert np.abs(K.layer_norm(x, eps=1e-6) - norm6).max() < 2e-5
+
+
+def test_rms_norm_uses_unbiased_variance_uncentred_x() -> None:
+    x, a = f32(3, 64) + 1.0, f32(64)
+    x64 = x.astype(np.float64)
+    want = x64 * a / np.sqrt(1e-5 + x64.var(-1, ddof=1, keepdims=True))
+    assert np.abs(K.rms_norm_unbiased(x, a) - want).max() < 1e-5
+
+
+def test_activations() -> None:
+    x = np.linspace(-12, 12, 4001).astype(np.float32)
+    x64 = x.astype(np.float64)
+    gelu = 0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64**3)))
+    assert np.abs(K.gelu_tanh(x) - gelu).max() < 1e-5
+    assert np.abs(K.silu(x) - x64 / (1 + np.exp(-x64))).max() < 1e-5
+    assert np.abs(K.elu(x) - np.where(x64 > 0, x64, np.expm1(x64))).max() < 1e-6
+
+
+def rope64(x: np.ndarray, pos0: int, max_period: float = 10000.0) -> np.ndarray:
+    T, H, D = x.shape
+    freqs = K.rope_freqs(D, max_period)  # torch's float32 values; checked against the reference
+    pos = (np.arange(T, dtype=np.float32) + np.float32(pos0))[:, None, None]
+    theta = (freqs.astype(np.float32) * pos).astype(np.float64)  # angles in float32, as torch
+    re, im = x[..., 0::2].astype(np.float64), x[..., 1::2].astype(np.float64)
+    out = np.empty(x.shape, np.float64)
+    out[..., 0::2] = re * np.cos(theta) - im * np.sin(theta)
+    out[..., 1::2] = re * np.sin(theta) + im * np.cos(theta)
+    return out
+
+
+@pytest.mark.parametrize("pos0", [0, 7, 3000])
+def test_rope_interleaved_float32_angles(pos0: int) -> None:
+    x = f32(5, 4, 64)
+    assert np.abs(K.rope(x, pos0) - rope64(x, pos0)).max() < 5e-6
+
+
+def attention64(q, keys, vals, positions, qpos, context):
+    T, H, D = q.shape
+    Hkv = keys.shape[1]
+    out = np.zeros((T, H, D))
+    for t in range(T):
+        visible = (positions <= qpos[t]) & ((context == 0) | (qpos[t] - positions < context))
+        for h in range(H):
+            kh = keys[visible, h // (H // Hkv)].astype(np.float64)
+            vh = vals[visible, h // (H // Hkv)].astype(np.float64)
+            s = kh @ q[t, h].astype(np.float64) / math.sqrt(D)
+            p = np.exp(s - s.max())
+            out[t, h] = (p / p.sum()) @ vh
+    return out.reshape(T, H * D)
+
+
+@pytest.mark.parametrize("H,Hkv", [(4, 4), (6, 2), (3, 1)])
+def test_attention_linear_cache_gqa(H: int, Hkv: int) -> None:
+    D, cap, prior, T = 16, 40, 9, 6
+    ck, cv = np.full((cap, Hkv, D), np.nan, np.float32), np.full((cap, Hkv, D), np.nan, np.float32)
+    ck[:prior], cv[:prior] = f32(prior, Hkv, D), f32(prior, Hkv, D)
+    q, k, v = f32(T, H, D), f32(T, Hkv, D), f32(T, Hkv, D)
+    out, off = K.attention(q, k, v, ck, cv, prior, 0)
+    assert off == prior + T
+    keys = np.concatenate([ck[:prior], k])
+    vals = np.concatenate([cv[:prior], v])
+    want = attention64(q, keys, vals, np.arange(prior + T), np.arange(prior, prior + T), 0)
+    assert np.abs(out - want).max() < 2e-6
+
+
+def test_attention_ring_window_equals_full_history() -> None:
+    """A ring of `context` slots gives the same result as a full cache with a window mask."""
+    H, D, context, total, T = 2, 8, 5, 23, 4
+    q, k, v = f32(total, H, D), f32(total, H, D), f32(total, H, D)
+    ck, cv = np.zeros((context, H, D), np.float32), np.zeros((context, H, D), np.float32)
+    outs, off = [], 0
+    for s in range(0, total, T):
+        e = min(s + T, total)
+        o, off = K.attention(q[s:e], k[s:e], v[s:e], ck, cv, off, context)
+        outs.append(o)
+    want = attention64(q, k, v, np.arange(total), np.arange(total), context)
+    assert np.abs(np.concatenate(outs) - want).max() < 2e-6
+
+
+def test_attention_overflow_is_an_error() -> None:
+    ck = np.zeros((3, 1, 8), np.float32)
+    with pytest.raises(ValueError, match="overflow"):
+        K.attention(f32(2, 1, 8), f32(2, 1, 8), f32(2, 1, 8), ck, ck.copy(), 2, 0)

@@ -1,0 +1,163 @@
+"""expected_tensors() against the independent key tool (../shared/tools/keys.py) for every
+packaged config and for synthetic variants no shipped config uses."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+
+from pocket_tts.config import load_config
+from pocket_tts.layout import expected_tensors, parameter_count
+from pocket_tts.testing import CONFIG_DIR
+
+KEYS_TOOL = REPO.parent / "shared" / "tools" / "keys.py"
+CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
+_LINE = re.compile(r"^(\S+) \[([0-9, ]*)\]$")
+
+
+def keys_tool(yaml_path: Path) -> dict[str, tuple[int, ...]]:
+    """Run keys.py --keys on a config and parse its ``key [shape]`` lines."""
+    if not KEYS_TOOL.exists():
+        pytest.fail(f"missing {KEYS_TOOL}")
+    out = subprocess.run(
+        [sys.executable, str(KEYS_TOOL), str(yaml_path), "--keys"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    keys = {}
+    for line in out.splitlines():
+        m = _LINE.match(line)
+        if m:
+            keys[m.group(1)] = tuple(int(v) for v in m.group(2).split(",") if v.strip())
+    assert keys, out
+    return keys
+
+
+def test_configs_are_all_there():
+    assert len(CONFIGS) >= 27
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_matches_keys_tool(path):
+    ours = expected_tensors(load_config(path))
+    theirs = keys_tool(path)
+    assert set(ours) - set(theirs) == set()
+    assert set(theirs) - set(ours) == set()
+    assert ours == theirs
+
+
+def _variant(tmp_path: Path, base: str, edit) -> Path:
+    cfg = yaml.safe_load((CONFIG_DIR / f"{base}.yaml").read_text(encoding="utf-8"))
+    cfg = copy.deepcopy(cfg)
+    edit(cfg)
+    path = tmp_path / f"{base}-variant.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _flow_matching(c):
+    c["flow_lm"]["flow"]["type"] = "flow_matching"
+
+
+def _lsd_default_and_full_lut(c):
+    c["flow_lm"]["flow"].pop("type", None)
+    c["flow_lm"]["lookup_table"].pop("rank", None)
+    c["flow_lm"].pop("z_dim", None)
+
+
+def _projections(c):
+    t = c["mimi"]["transformer"]
+    t["d_model"] = 256
+    t["num_heads"] = 4
+    t["output_dimensions"] = [512, 256, 128]
+
+
+def _no_bos_gqa(c):
+    c["flow_lm"]["insert_bos_before_voice"] = False
+    c["flow_lm"]["transformer"].update(attn_dim=512, num_kv_heads=4, dim_feedforward=300)
+
+
+def _two_residuals_no_resample(c):
+    c["mimi"]["seanet"]["n_residual_layers"] = 2
+    c["mimi"]["frame_rate"] = 200.0  # the SEANet rate: no downsample/upsample modules
+    c["mimi"].pop("inner_dim", None)
+    c["mimi"].pop("outer_dim", None)
+
+
+def _inner_dim_none(c):
+    c["mimi"].pop("inner_dim", None)
+    c["mimi"].pop("outer_dim", None)
+
+
+@pytest.mark.parametrize(
+    ("base", "edit"),
+    [
+        ("english_2026-10", _flow_matching),
+        ("english_2m_2026-10", _lsd_default_and_full_lut),
+        ("english_2026-10", _projections),
+        ("english_7m_2026-10", _no_bos_gqa),
+        ("english_2026-10", _two_residuals_no_resample),
+        ("english_18m_2026-10", _inner_dim_none),
+    ],
+)
+def test_variants_match_keys_tool(tmp_path, base, edit):
+    path = _variant(tmp_path, base, edit)
+    assert expected_tensors(load_config(path)) == keys_tool(path)
+
+
+def test_variant_details(tmp_path):
+    fm = expected_tensors(load_config(_variant(tmp_path, "english_2026-10", _flow_matching)))
+    assert "flow_lm.flow_net.time_embed.0.freqs" in fm
+    assert not any(k.startswith("flow_lm.flow_net.time_embed.1.") for k in fm)
+    proj = expected_tensors(load_config(_variant(tmp_path, "english_2026-10", _projections)))
+    assert proj["mimi.encoder_transformer.input_proj.weight"] == (256, 512)
+    assert proj["mimi.encoder_transformer.output_projs.0.weight"] == (512, 256)
+    assert "mimi.encoder_transformer.output_projs.1.weight" not in proj
+    assert proj["mimi.encoder_transformer.output_projs.2.weight"] == (128, 256)
+
+
+def test_known_shapes_and_totals():
+    sd = expected_tensors(load_config("english_2026-10"))
+    assert len(sd) == 214
+    assert sd["flow_lm.conditioner.embed.weight"] == (4001, 1024)
+    assert sd["flow_lm.speaker_proj_weight"] == (1024, 32)
+    assert sd["mimi.upsample.convtr.convtr.weight"] == (512, 1, 32)
+    assert list(sd)[:3] == [
+        "flow_lm.bos_emb",
+        "flow_lm.bos_before_voice",
+        "flow_lm.speaker_proj_weight",
+    ]
+    cfg = load_config("english_2026-10")
+    assert parameter_count(cfg) == 109_501_890
+    two_m = load_config("english_2m_2026-10")
+    assert parameter_count(two_m, "flow_lm.") == 881_201
+    sd2 = expected_tensors(two_m)
+    assert sd2["flow_lm.transformer.layers.0.self_attn.in_proj.weight"] == (320, 112)
+    assert sd2["flow_lm.conditioner.proj.weight"] == (112, 32)
+    assert sd2["flow_lm.z_proj.weight"] == (64, 112)
+    old = expected_tensors(load_config("english_2026-01"))
+    assert "flow_lm.bos_before_voice" not in old
+    assert old["flow_lm.speaker_proj_weight"] == (1024, 512)
+    assert old["mimi.downsample.conv.conv.weight"] == (512, 512, 32)
+
+
+def test_bad_configs_raise(tmp_path):
+    def bad_flow(c):
+        c["flow_lm"]["flow"]["type"] = "diffusion"
+
+    with pytest.raises(ValueError, match="Unknown flow type"):
+        expected_tensors(load_config(_variant(tmp_path, "english_2026-10", bad_flow)))
+
+    def bad_heads(c):
+        c["flow_lm"]["transformer"]["num_kv_heads"] = 3
+
+    with pytest.raises(ValueError, match="num_kv_heads"):
+        expected_tensors(load_config(_variant(tmp_path, "english_2026-10", bad_heads)))

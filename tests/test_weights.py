@@ -1,0 +1,310 @@
+"""Strict checkpoint loading, aligned buffers, random checkpoints, and the reference loading
+our random checkpoints with its strict loader."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO, TOKENIZER_MODEL, run_reference
+
+from pocket_tts.config import load_config
+from pocket_tts.layout import expected_tensors
+from pocket_tts.safetensors import (
+    RawTensor,
+    SafetensorsError,
+    float32_to_bfloat16_bits,
+    read_header,
+    read_safetensors,
+    write_safetensors,
+)
+from pocket_tts.testing import (
+    CONFIG_DIR,
+    make_random_checkpoint,
+    random_weights,
+    timestep_freqs,
+)
+from pocket_tts.weights import CheckpointError, aligned_empty, load_weights
+
+SMALL = "english_2m_2026-10"
+
+
+@pytest.fixture(scope="module")
+def small():
+    """(config, random float32 weights) of the 2m model."""
+    cfg = load_config(SMALL)
+    return cfg, random_weights(cfg, seed=1)
+
+
+def _check_arrays(weights, cfg):
+    assert list(weights) == list(expected_tensors(cfg))
+    for key, arr in weights.items():
+        assert arr.dtype == np.float32, key
+        assert arr.flags.c_contiguous, key
+        assert arr.ctypes.data % 64 == 0, key
+        assert arr.flags.writeable, key
+        base = arr.base
+        assert isinstance(base, np.ndarray) and base.dtype == np.uint8 and base.base is None, key
+
+
+# ---------------------------------------------------------------------------------- aligned_empty
+
+
+@pytest.mark.parametrize("shape", [(), 0, 1, 7, (3, 5), (0, 4), (2, 3, 4), (4001, 1024)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int64, np.uint8])
+def test_aligned_empty(shape, dtype):
+    a = aligned_empty(shape, dtype)
+    want = (shape,) if isinstance(shape, int) else shape
+    assert a.shape == want and a.dtype == dtype
+    assert a.ctypes.data % 64 == 0 and a.flags.c_contiguous and a.flags.writeable
+    a[...] = 1
+    assert aligned_empty(want, dtype, alignment=4096).ctypes.data % 4096 == 0
+
+
+def test_aligned_empty_rejects_bad_alignment():
+    for bad in (0, -64, 48):
+        with pytest.raises(ValueError, match="power of two"):
+            aligned_empty((2,), np.float32, alignment=bad)
+
+
+# ------------------------------------------------------------------------------------ loading
+
+
+def test_load_float32(tmp_path, small):
+    cfg, weights = small
+    path = tmp_path / "w.safetensors"
+    write_safetensors(path, weights)
+    loaded = load_weights(cfg, path)
+    _check_arrays(loaded, cfg)
+    for k, v in weights.items():
+        np.testing.assert_array_equal(loaded[k], v)
+    loaded["flow_lm.bos_emb"][:] = 0  # owned: writing does not touch the file or other loads
+    np.testing.assert_array_equal(
+        read_safetensors(path)["flow_lm.bos_emb"], weights["flow_lm.bos_emb"]
+    )
+
+
+def test_load_f16_and_bf16_widen_exactly(tmp_path, small):
+    cfg, weights = small
+    keys = list(weights)
+    mixed, want = {}, {}
+    for i, k in enumerate(keys):
+        if i % 3 == 0:
+            mixed[k] = weights[k].astype(np.float16)
+            want[k] = mixed[k].astype(np.float32)
+        elif i % 3 == 1:
+            bits = float32_to_bfloat16_bits(weights[k])
+            mixed[k] = RawTensor("BF16", bits)
+            want[k] = (bits.astype(np.uint32) << 16).view(np.float32)
+        else:
+            mixed[k] = weights[k]
+            want[k] = weights[k]
+    path = tmp_path / "mixed.safetensors"
+    write_safetensors(path, mixed)
+    assert {t.dtype for t in read_header(path).tensors.values()} == {"F16", "BF16", "F32"}
+    loaded = load_weights(cfg, path)
+    _check_arrays(loaded, cfg)
+    for k in keys:
+        np.testing.assert_array_equal(loaded[k].view(np.uint32), want[k].view(np.uint32))
+
+
+def test_strict_errors_are_reported_together(tmp_path, small):
+    cfg, weights = small
+    bad = dict(weights)
+    del bad["flow_lm.bos_emb"]
+    del bad["mimi.decoder.model.11.conv.bias"]
+    bad["flow_lm.extra"] = np.zeros(3, np.float32)
+    bad["mimi.decoder.model.99.conv.weight"] = np.zeros(3, np.float32)
+    bad["flow_lm.emb_std"] = np.ones(31, np.float32)
+    bad["flow_lm.z_proj.weight"] = weights["flow_lm.z_proj.weight"].T.copy()
+    bad["flow_lm.emb_mean"] = weights["flow_lm.emb_mean"].astype(np.float64)
+    bad["flow_lm.out_eos.bias"] = np.zeros(1, np.int64)
+    path = tmp_path / "bad.safetensors"
+    write_safetensors(path, bad)
+    with pytest.raises(CheckpointError) as info:
+        load_weights(cfg, path)
+    err = info.value
+    assert isinstance(err, ValueError)
+    assert err.missing == ["flow_lm.bos_emb", "mimi.decoder.model.11.conv.bias"]
+    assert sorted(err.unexpected) == ["flow_lm.extra", "mimi.decoder.model.99.conv.weight"]
+    assert err.wrong_shape == [
+        ("flow_lm.emb_std", (32,), (31,)),
+        ("flow_lm.z_proj.weight", (64, 112), (112, 64)),
+    ]
+    assert err.wrong_dtype == [("flow_lm.emb_mean", "F64"), ("flow_lm.out_eos.bias", "I64")]
+    msg = str(err)
+    for name in (
+        "flow_lm.bos_emb",
+        "mimi.decoder.model.11.conv.bias",
+        "flow_lm.extra",
+        "mimi.decoder.model.99.conv.weight",
+        "flow_lm.emb_std (expected [32], found [31])",
+        "flow_lm.z_proj.weight",
+        "flow_lm.emb_mean (F64)",
+        "flow_lm.out_eos.bias (I64)",
+        str(path),
+    ):
+        assert name in msg
+
+
+def test_wrong_config_is_a_checkpoint_error(tmp_path, small):
+    _, weights = small
+    path = tmp_path / "w.safetensors"
+    write_safetensors(path, weights)
+    with pytest.raises(CheckpointError) as info:
+        load_weights(load_config("english_7m_2026-10"), path)
+    assert info.value.wrong_shape and info.value.missing
+
+
+def test_malformed_file_is_a_safetensors_error(tmp_path, small):
+    cfg, _ = small
+    path = tmp_path / "junk.safetensors"
+    path.write_bytes(b"\x10\0\0\0\0\0\0\0not json at all!")
+    with pytest.raises(SafetensorsError):
+        load_weights(cfg, path)
+
+
+def test_dtype_argument(tmp_path, small):
+    cfg, weights = small
+    path = tmp_path / "w.safetensors"
+    write_safetensors(path, weights)
+    for planned in ("float16", "bfloat16"):
+        with pytest.raises(ValueError, match="not supported yet"):
+            load_weights(cfg, path, dtype=planned)
+    with pytest.raises(ValueError, match="unknown weight dtype"):
+        load_weights(cfg, path, dtype="int8")
+
+
+@pytest.mark.parametrize("storage", ["F32", "BF16"])
+def test_no_second_full_copy(tmp_path, small, storage):
+    cfg, weights = small
+    path = tmp_path / "w.safetensors"
+    if storage == "BF16":
+        weights = {k: RawTensor("BF16", float32_to_bfloat16_bits(v)) for k, v in weights.items()}
+    write_safetensors(path, weights)
+    total = sum(4 * int(np.prod(s)) for s in expected_tensors(cfg).values())
+    tracemalloc.start()
+    try:
+        loaded = load_weights(cfg, path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    largest = max(v.nbytes for v in loaded.values())
+    # the result itself, plus at most one tensor's worth of temporaries and per-array slack
+    assert peak < total + largest + 64 * len(loaded) + 2_000_000, (peak, total)
+
+
+# -------------------------------------------------------------------------- random checkpoints
+
+
+def test_random_weights_are_seeded_and_sensible(small):
+    cfg, weights = small
+    again = random_weights(cfg, seed=1)
+    other = random_weights(cfg, seed=2)
+    for k in weights:
+        np.testing.assert_array_equal(weights[k], again[k])
+    assert not np.array_equal(
+        weights["flow_lm.input_linear.weight"], other["flow_lm.input_linear.weight"]
+    )
+    w = weights
+    assert w["flow_lm.speaker_proj_weight"].std() == pytest.approx(1 / np.sqrt(32), rel=0.1)
+    assert (w["flow_lm.emb_std"] >= 0.5).all() and (w["flow_lm.emb_std"] <= 1.5).all()
+    assert np.abs(w["flow_lm.emb_mean"]).max() < 0.5
+    assert w["flow_lm.conditioner.embed.weight"].std() == pytest.approx(1.0, rel=0.05)
+    assert w["flow_lm.transformer.layers.0.linear1.weight"].std() == pytest.approx(
+        1 / np.sqrt(112), rel=0.1
+    )
+    assert w["flow_lm.out_norm.weight"].mean() == pytest.approx(1.0, abs=0.05)
+    scales = [v for k, v in w.items() if "layer_scale" in k]
+    assert scales and all(((s >= 0.01) & (s <= 0.1)).all() for s in scales)
+    conv = w["mimi.decoder.model.0.conv.weight"]  # [192, 128, 3]
+    assert conv.std() == pytest.approx(1 / np.sqrt(128 * 3), rel=0.1)
+    big = random_weights(load_config("english_2026-10"), seed=0)
+    freqs = big["flow_lm.flow_net.time_embed.0.freqs"]
+    np.testing.assert_array_equal(freqs, big["flow_lm.flow_net.time_embed.1.freqs"])
+    np.testing.assert_allclose(freqs, np.exp(-np.log(10000) * np.arange(128) / 128), rtol=1e-6)
+    assert freqs.dtype == np.float32 and freqs[0] == 1.0
+    np.testing.assert_array_equal(freqs, timestep_freqs())
+    for k, v in big.items():
+        assert v.dtype == np.float32 and np.isfinite(v).all(), k
+
+
+def test_make_random_checkpoint_files(tmp_path):
+    yaml_path, weights_path = make_random_checkpoint(SMALL, 3, tmp_path / "out", TOKENIZER_MODEL)
+    assert yaml_path.name == f"{SMALL}.yaml" and weights_path.name == f"{SMALL}.safetensors"
+    cfg = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+    assert cfg["weights_path"] == str(weights_path) and weights_path.is_absolute()
+    assert "weights_path_without_voice_cloning" not in cfg
+    assert cfg["flow_lm"]["lookup_table"]["tokenizer"] == "sentencepiece"
+    assert cfg["flow_lm"]["lookup_table"]["tokenizer_path"] == str(TOKENIZER_MODEL.resolve())
+    packaged = yaml.safe_load((CONFIG_DIR / f"{SMALL}.yaml").read_text(encoding="utf-8"))
+    for section in ("mimi", "default_eos_threshold", "replace_characters"):
+        assert cfg[section] == packaged[section]
+    header = read_header(weights_path)
+    assert header.metadata == {"config": SMALL, "seed": "3", "kind": "random"}
+    shapes = {k: t.shape for k, t in header.tensors.items()}
+    assert shapes == expected_tensors(load_config(yaml_path))
+    assert {t.dtype for t in header.tensors.values()} == {"F32"}
+    # no tokenizer: the packaged tokenizer lines are kept
+    y2, _ = make_random_checkpoint(SMALL, 3, tmp_path / "plain")
+    plain = yaml.safe_load(y2.read_text(encoding="utf-8"))
+    assert plain["flow_lm"]["lookup_table"] == packaged["flow_lm"]["lookup_table"]
+    # odd characters in the path are quoted
+    y3, w3 = make_random_checkpoint(SMALL, 3, tmp_path / "a b: #c")
+    assert yaml.safe_load(y3.read_text(encoding="utf-8"))["weights_path"] == str(w3)
+
+
+def test_cli(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools" / "make_random_checkpoint.py"),
+            "--config",
+            SMALL,
+            "--seed",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout
+    assert str(tmp_path / f"{SMALL}.yaml") in out
+    cfg = load_config(SMALL)
+    np.testing.assert_array_equal(
+        load_weights(cfg, tmp_path / f"{SMALL}.safetensors")["flow_lm.bos_emb"],
+        random_weights(cfg, 1)["flow_lm.bos_emb"],
+    )
+
+
+# --------------------------------------------------------------------------------- reference
+
+
+@pytest.mark.parametrize("config_name", ["english_2026-10", SMALL])
+def test_reference_loads_random_checkpoint(random_checkpoint, config_name):
+    yaml_path, weights_path = random_checkpoint(config_name)
+    ref = json.loads(run_reference("load_check.py", "checkpoint", str(yaml_path), "--stats"))
+    cfg = load_config(yaml_path)
+    expected = expected_tensors(cfg)
+    assert ref["n_keys"] == len(expected)
+    assert [(k, tuple(s)) for k, s in ref["keys"]] == list(expected.items())  # same order too
+    assert ref["dtypes"] == ["torch.float32"]
+    assert ref["has_voice_cloning"] is True
+    ours = load_weights(cfg, weights_path)
+    for key, (total, abs_total) in ref["sums"].items():
+        x = ours[key].astype(np.float64)
+        assert x.sum() == pytest.approx(total, rel=1e-9, abs=1e-9), key
+        assert np.abs(x).sum() == pytest.approx(abs_total, rel=1e-9), key
+    if "freqs_max_diff" in ref:  # torch's own float32 exp vs our correctly rounded one
+        assert ref["freqs_max_diff"] <= 6e-8
+    stats = ref["stats"]
+    assert stats["generated_finite"] and stats["generated_samples"] % 1920 == 0
+    for name in ("decode_audio_rms", "encode_latent_rms", "generated_rms"):
+        assert 1e-3 < stats[name] < 10, (name, stats)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command (README, CI): installs this package into .venv with its dev extras, builds
+# the reference side venv, then runs lint and the whole test suite with coverage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+if ! command -v gcc >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq build-essential
+fi
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q ".[dev]"
+tools/setup_reference_venv.sh
+.venv/bin/ruff check .
+# The console script (not `python -m pytest`) keeps the source tree's uncompiled pocket_tts/
+# off sys.path, so the tests run against the installed, compiled package.
+.venv/bin/pytest -q --cov --cov-report=term --cov-fail-under=80 \
+    -p no:cacheprovider "$@"

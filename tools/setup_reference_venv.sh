@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Builds .venv-ref: the official PyTorch reference (pocket-tts 4.0.1) used ONLY by the parity
+# tests, through subprocesses. torch 2.13.0 resolves to the CPU wheel already on these machines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+if .venv-ref/bin/python -c "import pocket_tts, torch" 2>/dev/null; then
+    exit 0
+fi
+rm -rf .venv-ref
+"$PY" -m venv .venv-ref
+.venv-ref/bin/pip install -q torch==2.13.0
+.venv-ref/bin/pip install -q pocket-tts==4.0.1
