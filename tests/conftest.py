@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("POCKET_TTS_SHARED_DATA", REPO.parent / "shared" / "data"))
+def _shared_data() -> Path:
+    if "POCKET_TTS_SHARED_DATA" in os.environ:
+        return Path(os.environ["POCKET_TTS_SHARED_DATA"])
+    for candidate in (REPO.parent / "shared" / "data", Path("/work/shared/data")):
+        if candidate.exists():
+            return candidate
+    return REPO.parent / "shared" / "data"
+
+
+SHARED_DATA = _shared_data()
 REF_PYTHON = Path(os.environ.get("POCKET_TTS_REF_PYTHON", REPO / ".venv-ref" / "bin" / "python"))
 TOKENIZER_MODEL = SHARED_DATA / "tokenizer.model"
 REF_WAV = SHARED_DATA / "ref.wav"
