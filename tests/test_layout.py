@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import SHARED_DATA
 
 from pocket_tts.config import load_config
 from pocket_tts.layout import expected_tensors, parameter_count
 from pocket_tts.testing import CONFIG_DIR
 
-KEYS_TOOL = REPO.parent / "shared" / "tools" / "keys.py"
+KEYS_TOOL = SHARED_DATA.parent / "tools" / "keys.py"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 _LINE = re.compile(r"^(\S+) \[([0-9, ]*)\]$")
 
