@@ -8,6 +8,8 @@ cdef extern from "attention.h" nogil:
         int context
         int64_t offset
 
+from matvec cimport PtMatrix
+
 cdef extern from "transformer.h" nogil:
     ctypedef struct PtTransformerShape:
         int d_model, num_heads, num_kv_heads, head_dim, ffn_dim
@@ -24,6 +26,10 @@ cdef extern from "transformer.h" nogil:
         const float *linear2
         const float *scale1
         const float *scale2
+        PtMatrix in_proj_m
+        PtMatrix out_proj_m
+        PtMatrix linear1_m
+        PtMatrix linear2_m
     size_t pt_transformer_scratch_size(const PtTransformerShape *s, int T, int max_keys)
     int pt_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w,
                              PtKVCache *cache, float *x, int T, float *scratch)

@@ -16,6 +16,7 @@ from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
 from linear cimport pt_blas_set, pt_sgemm_fn, pt_sgemv_fn
 from rng cimport PtRng, pt_rng_seed, pt_rng_normal, pt_rng_trunc_normal, pt_rng_u32
 from flow_lm cimport *
+from matvec cimport PtMatrix, PT_F32, PT_F16, PT_BF16, PT_I8
 
 cnp.import_array()
 pt_blas_set(<pt_sgemm_fn>sgemm, <pt_sgemv_fn>sgemv)
@@ -42,6 +43,67 @@ cdef const float *_ptr(dict keep, dict w, str name) except NULL:
     return <const float *>cnp.PyArray_DATA(a)
 
 
+_STORAGE = {"float32": PT_F32, "float16": PT_F16, "bfloat16": PT_BF16, "int8": PT_I8}
+_STORAGE_NP = {"float32": np.float32, "float16": np.uint16, "bfloat16": np.uint16,
+               "int8": np.int8}
+
+
+cdef int _matrix(PtMatrix *m, dict keep, dict w, str name, str storage) except -1:
+    """Point ``m`` at weight ``name`` held in ``storage`` (see pocket_tts.weights)."""
+    cdef cnp.ndarray a = w[name]
+    cdef cnp.ndarray s
+    if a.dtype != _STORAGE_NP[storage] or not a.flags.c_contiguous or a.ndim != 2:
+        raise ValueError(f"{name}: expected a C-contiguous 2-D {storage} matrix, got {a.dtype}")
+    keep[name] = a
+    m.data = cnp.PyArray_DATA(a)
+    m.dtype = _STORAGE[storage]
+    m.out = a.shape[0]
+    m.n_in = a.shape[1]
+    m.scale = NULL
+    if storage == "int8":
+        s = np.ascontiguousarray(w[name + ".scale"], dtype=np.float32)
+        keep[name + ".scale"] = s
+        m.scale = <const float *>cnp.PyArray_DATA(s)
+    return 0
+
+
+cdef class NoiseSource:
+    """The flow head's noise: MT19937 seeded like ``torch.manual_seed`` and normals drawn the
+    way torch's CPU ``normal_`` / ``trunc_normal_`` draw them, so a seed gives the reference's
+    noise to ~1 ulp. One source per model, like torch's global generator."""
+
+    cdef PtRng rng
+
+    def __init__(self, uint64_t seed=0):
+        pt_rng_seed(&self.rng, seed)
+
+    def seed(self, uint64_t seed):
+        """Re-seed the generator."""
+        pt_rng_seed(&self.rng, seed)
+
+    def normal(self, float[::1] out, float std, object clamp=None):
+        """Fill ``out`` with N(0, std^2) noise (truncated to +-clamp if given)."""
+        cdef float c
+        cdef int rc
+        if clamp is None:
+            with nogil:
+                rc = pt_rng_normal(&self.rng, &out[0], out.shape[0], std)
+            if rc != 0:
+                raise ValueError("noise length must be a positive multiple of 16")
+        else:
+            c = clamp
+            if not c > 0:
+                raise ValueError("noise_clamp must be positive")
+            with nogil:
+                rc = pt_rng_trunc_normal(&self.rng, &out[0], out.shape[0], std, c)
+            if rc != 0:
+                raise ValueError("noise length must be a multiple of 16, at most 256")
+
+    def random_u32(self):
+        """Next raw 32-bit output of the generator."""
+        return pt_rng_u32(&self.rng)
+
+
 cdef class FlowLMState:
     """Per-stream flow-LM state: one KV cache per layer ([2, capacity, H_kv, D] each, K then V,
     keys stored after RoPE as in the reference), the write offset, scratch and the noise RNG."""
@@ -50,7 +112,6 @@ cdef class FlowLMState:
     cdef public object kv           # float32 [num_layers, 2, capacity, H_kv, D]
     cdef object scratch_arr
     cdef float *scratch
-    cdef PtRng rng
     cdef readonly int capacity
     cdef readonly int num_layers
 
@@ -74,26 +135,6 @@ cdef class FlowLMState:
         for l in range(self.num_layers):
             self.caches[l].offset = offset
 
-    def seed(self, uint64_t seed):
-        """Seed the noise generator (MT19937, as torch.manual_seed)."""
-        pt_rng_seed(&self.rng, seed)
-
-    def normal(self, float[::1] out, float std, object clamp=None):
-        """Fill ``out`` with N(0, std^2) noise (truncated to +-clamp if given), like torch."""
-        cdef float c
-        if clamp is None:
-            if pt_rng_normal(&self.rng, &out[0], out.shape[0], std) != 0:
-                raise ValueError("noise length must be a positive multiple of 16")
-        else:
-            c = clamp
-            if c <= 0:
-                raise ValueError("noise_clamp must be positive")
-            if pt_rng_trunc_normal(&self.rng, &out[0], out.shape[0], std, c) != 0:
-                raise ValueError("noise length must be a multiple of 16, at most 256")
-
-    def random_u32(self):
-        """Next raw 32-bit output of the generator (tests compare with torch's MT19937)."""
-        return pt_rng_u32(&self.rng)
 
 
 cdef class FlowLMKernel:
@@ -113,7 +154,7 @@ cdef class FlowLMKernel:
 
     def __init__(self, dict w, *, int num_heads, int num_kv_heads, int head_dim, int ffn_dim,
                  float max_period, int num_layers, str flow_type, int flow_depth,
-                 int n_bins, object z_dim=None, object rank=None):
+                 int n_bins, object z_dim=None, object rank=None, str storage="float32"):
         cdef dict keep = {}
         self.keep = keep
         p = "flow_lm."
@@ -139,12 +180,14 @@ cdef class FlowLMKernel:
             q = f"{p}transformer.layers.{i}."
             self.layer_weights[i].norm1_w = _ptr(keep, w, q + "norm1.weight")
             self.layer_weights[i].norm1_b = _ptr(keep, w, q + "norm1.bias")
-            self.layer_weights[i].in_proj = _ptr(keep, w, q + "self_attn.in_proj.weight")
-            self.layer_weights[i].out_proj = _ptr(keep, w, q + "self_attn.out_proj.weight")
+            _matrix(&self.layer_weights[i].in_proj_m, keep, w, q + "self_attn.in_proj.weight",
+                    storage)
+            _matrix(&self.layer_weights[i].out_proj_m, keep, w, q + "self_attn.out_proj.weight",
+                    storage)
             self.layer_weights[i].norm2_w = _ptr(keep, w, q + "norm2.weight")
             self.layer_weights[i].norm2_b = _ptr(keep, w, q + "norm2.bias")
-            self.layer_weights[i].linear1 = _ptr(keep, w, q + "linear1.weight")
-            self.layer_weights[i].linear2 = _ptr(keep, w, q + "linear2.weight")
+            _matrix(&self.layer_weights[i].linear1_m, keep, w, q + "linear1.weight", storage)
+            _matrix(&self.layer_weights[i].linear2_m, keep, w, q + "linear2.weight", storage)
         self.m.layers = self.layer_weights
         self.m.ldim = self.ldim
         self.m.input_linear = _ptr(keep, w, p + "input_linear.weight")
@@ -227,7 +270,6 @@ cdef class FlowLMKernel:
         cdef size_t n = pt_flow_lm_scratch_size(&self.m, max(max_prefill, 1), capacity)
         s.scratch_arr = np.zeros(n, dtype=np.float32)
         s.scratch = <float *>cnp.PyArray_DATA(<cnp.ndarray>s.scratch_arr)
-        pt_rng_seed(&s.rng, 0)
         return s
 
     def embed_tokens(self, FlowLMState state, const long long[::1] tokens, float[:, ::1] out):

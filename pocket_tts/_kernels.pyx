@@ -4,7 +4,7 @@ check each kernel against a float64 numpy twin. The engine itself calls the kern
 
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, int8_t
 from scipy.linalg.cython_blas cimport sgemm, sgemv
 
 from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
@@ -149,3 +149,43 @@ def attention(const float[:, :, ::1] q, const float[:, :, ::1] k, const float[:,
     if rc != 0:
         raise ValueError("KV cache overflow")
     return np.asarray(out), c.offset
+
+
+from matvec cimport PtMatrix, pt_matmat, pt_matmat_scratch_size, pt_quantize_rows_i8
+from matvec cimport PT_F32, PT_F16, PT_BF16, PT_I8
+
+_DTYPE_CODES = {"float32": PT_F32, "float16": PT_F16, "bfloat16": PT_BF16, "int8": PT_I8}
+
+
+def matmat(const float[:, ::1] x, w, str dtype="float32", scale=None):
+    """y[T, out] = x[T, in] . W^T for W stored as float32 / float16 / bfloat16 (uint16 bits) /
+    int8 with per-row ``scale``."""
+    cdef cnp.ndarray wa = np.ascontiguousarray(w)
+    cdef PtMatrix m
+    cdef cnp.ndarray sa
+    m.data = cnp.PyArray_DATA(wa)
+    m.dtype = _DTYPE_CODES[dtype]
+    m.out = wa.shape[0]
+    m.n_in = wa.shape[1]
+    m.scale = NULL
+    if dtype == "int8":
+        sa = np.ascontiguousarray(scale, dtype=np.float32)
+        m.scale = <const float *>cnp.PyArray_DATA(sa)
+    if x.shape[1] != m.n_in:
+        raise ValueError("shape mismatch")
+    cdef int T = x.shape[0]
+    cdef float[:, ::1] y = np.empty((T, m.out), np.float32)
+    cdef float[::1] scratch = np.empty(pt_matmat_scratch_size(&m) + 1, np.float32)
+    with nogil:
+        pt_matmat(&y[0, 0], &x[0, 0], &m, T, 0, &scratch[0])
+    return np.asarray(y)
+
+
+def quantize_rows_i8(const float[:, ::1] w):
+    """Symmetric per-row int8 quantisation: returns (q int8 [out, in], scale float32 [out])."""
+    cdef int out = w.shape[0], n_in = w.shape[1]
+    cdef int8_t[:, ::1] q = np.empty((out, n_in), np.int8)
+    cdef float[::1] s = np.empty(out, np.float32)
+    with nogil:
+        pt_quantize_rows_i8(&q[0, 0], &s[0], &w[0, 0], out, n_in)
+    return np.asarray(q), np.asarray(s)

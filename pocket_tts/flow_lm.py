@@ -19,8 +19,11 @@ __all__ = ["FlowLM", "FlowLMState"]
 class FlowLM:
     """The flow language model of one config, with weights bound to the C kernels."""
 
-    def __init__(self, config: Config, weights: dict[str, np.ndarray]) -> None:
-        """Bind ``weights`` (TTSModel-layout float32 arrays) for ``config``'s flow LM."""
+    def __init__(
+        self, config: Config, weights: dict[str, np.ndarray], dtype: str = "float32"
+    ) -> None:
+        """Bind ``weights`` (from :func:`pocket_tts.weights.load_weights` with the same
+        ``dtype``: the transformer matrices in that storage, everything else float32)."""
         fc = config.flow_lm
         tc = fc.transformer
         attn_dim = tc.attn_dim or tc.d_model
@@ -46,7 +49,9 @@ class FlowLM:
             n_bins=fc.lookup_table.n_bins,
             z_dim=fc.z_dim,
             rank=fc.lookup_table.rank,
+            storage=dtype,
         )
+        self.dtype = dtype
         self.cond_dim = self.kernel.cond_dim
         self.bos_before_voice = (
             np.ascontiguousarray(weights["flow_lm.bos_before_voice"].reshape(1, -1))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .layout import expected_tensors
-from .safetensors import SafetensorsFile, bfloat16_bits_to_float32
+from .safetensors import SafetensorsFile, bfloat16_bits_to_float32, float32_to_bfloat16_bits
 
 if TYPE_CHECKING:
     from .config import Config
@@ -36,10 +36,30 @@ ALIGNMENT = 64
 #: safetensors dtypes accepted in a checkpoint file.
 ACCEPTED_FILE_DTYPES = ("F32", "F16", "BF16")
 
-# In-memory storage dtypes: implemented ones, and ones planned for later (reduced-precision
-# weight storage for the memory-bound GEMVs).
-_STORAGE_DTYPES = {"float32": np.float32}
-_PLANNED_STORAGE_DTYPES = ("float16", "bfloat16")
+#: In-memory storage of the flow-LM transformer matrices (the per-frame GEMV's bytes). Every
+#: other tensor stays float32. ``float16``/``bfloat16`` hold the raw 16-bit patterns as uint16;
+#: ``int8`` holds symmetric per-row int8 plus a ``<key>.scale`` float32 [out] entry.
+STORAGE_DTYPES = ("float32", "float16", "bfloat16", "int8")
+_LOWP_SUFFIXES = (
+    ".self_attn.in_proj.weight",
+    ".self_attn.out_proj.weight",
+    ".linear1.weight",
+    ".linear2.weight",
+)
+
+
+def is_low_precision_key(key: str) -> bool:
+    """True for the flow-LM transformer matrices that ``dtype`` != float32 stores compactly."""
+    return key.startswith("flow_lm.transformer.layers.") and key.endswith(_LOWP_SUFFIXES)
+
+
+def quantize_rows_int8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-row int8: ``scale = max|row| / 127``, ``q = round(x / scale)``."""
+    x = np.asarray(x, dtype=np.float32)
+    mx = np.abs(x).max(axis=1)
+    scale = np.where(mx > 0, mx / np.float32(127.0), np.float32(1.0)).astype(np.float32)
+    q = np.clip(np.rint(x / scale[:, None]), -127, 127).astype(np.int8)
+    return q, scale
 
 
 class CheckpointError(ValueError):
@@ -104,16 +124,30 @@ def aligned_empty(
     return arr
 
 
-def _check_storage_dtype(dtype: str) -> np.dtype:
-    if dtype in _STORAGE_DTYPES:
-        return np.dtype(_STORAGE_DTYPES[dtype])
-    if dtype in _PLANNED_STORAGE_DTYPES:
-        raise ValueError(
-            f"dtype={dtype!r} weight storage is not supported yet; use dtype='float32'"
-        )
+def _check_storage_dtype(dtype: str) -> str:
+    if dtype in STORAGE_DTYPES:
+        return dtype
     raise ValueError(
-        f"unknown weight dtype {dtype!r}; supported: {', '.join(map(repr, _STORAGE_DTYPES))}"
+        f"unknown weight dtype {dtype!r}; supported: {', '.join(map(repr, STORAGE_DTYPES))}"
     )
+
+
+def _store(weights: dict[str, np.ndarray], key: str, f32: np.ndarray, dtype: str) -> None:
+    """Convert one float32 tensor to its storage dtype (aligned) and put it in ``weights``."""
+    if dtype == "float16":
+        dst = aligned_empty(f32.shape, np.uint16)
+        dst[...] = f32.astype(np.float16).view(np.uint16)
+    elif dtype == "bfloat16":
+        dst = aligned_empty(f32.shape, np.uint16)
+        dst[...] = float32_to_bfloat16_bits(f32)
+    else:
+        q, scale = quantize_rows_int8(f32)
+        dst = aligned_empty(f32.shape, np.int8)
+        dst[...] = q
+        sc = aligned_empty(scale.shape, np.float32)
+        sc[...] = scale
+        weights[key + ".scale"] = sc
+    weights[key] = dst
 
 
 def load_weights(
@@ -121,15 +155,16 @@ def load_weights(
 ) -> dict[str, np.ndarray]:
     """Load the TTSModel-layout safetensors checkpoint at ``path`` for ``config``, strictly.
 
-    Returns ``{key: array}`` in the reference's state-dict order. Every array is float32,
-    C-contiguous, 64-byte aligned, writable and owned (independent of the file).
+    Returns ``{key: array}`` in the reference's state-dict order. Every array is C-contiguous,
+    64-byte aligned, writable and owned (independent of the file); all are float32 except, for
+    ``dtype`` != ``"float32"``, the flow-LM transformer matrices (see :data:`STORAGE_DTYPES`),
+    which are converted one at a time so only the compact copy stays resident.
 
     Raises :class:`pocket_tts.safetensors.SafetensorsError` if the file is malformed, a single
     :class:`CheckpointError` naming every missing, unexpected, wrong-shape and wrong-dtype tensor
-    if it does not match the layout of ``config``, and ``ValueError`` for an unsupported
-    ``dtype`` (only ``"float32"`` for now).
+    if it does not match the layout of ``config``, and ``ValueError`` for an unknown ``dtype``.
     """
-    out_dtype = _check_storage_dtype(dtype)
+    dtype = _check_storage_dtype(dtype)
     expected = expected_tensors(config)
     with SafetensorsFile(path) as f:
         found = f.header.tensors
@@ -151,10 +186,19 @@ def load_weights(
         weights: dict[str, np.ndarray] = {}
         for key, shape in expected.items():
             src = f.get_raw(key)  # a view into the mapping: no copy yet
-            dst = aligned_empty(shape, out_dtype)
-            if found[key].dtype == "BF16":
-                bfloat16_bits_to_float32(src, out=dst)
-            else:  # F32 copy or exact F16 -> F32 widening, straight into dst
-                np.copyto(dst, src, casting="safe")
+            if dtype != "float32" and is_low_precision_key(key):
+                f32 = np.empty(shape, np.float32)
+                _widen(src, found[key].dtype, f32)
+                _store(weights, key, f32, dtype)
+                continue
+            dst = aligned_empty(shape, np.float32)
+            _widen(src, found[key].dtype, dst)
             weights[key] = dst
     return weights
+
+
+def _widen(src: np.ndarray, file_dtype: str, dst: np.ndarray) -> None:
+    if file_dtype == "BF16":
+        bfloat16_bits_to_float32(src, out=dst)
+    else:  # F32 copy or exact F16 -> F32 widening, straight into dst
+        np.copyto(dst, src, casting="safe")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import run_reference
 
-from pocket_tts._native import _kernels
+from pocket_tts._native import _flow_lm, _kernels
 from pocket_tts.config import load_config
 from pocket_tts.flow_lm import FlowLM
 from pocket_tts.weights import load_weights
@@ -82,7 +82,7 @@ def test_parity_with_reference(case, scenario: str) -> None:
 
 def test_noise_generator_matches_torch(case) -> None:
     lm, g = case
-    st = lm.new_state(4)
+    st = _flow_lm.NoiseSource()
     std = float(np.float32(0.3**0.5))
     out = np.empty(lm.ldim, np.float32)
     st.seed(0)
@@ -128,10 +128,11 @@ def test_bad_inputs_leave_model_usable(case) -> None:
         lm.step(st, lat.copy(), g["noise"][2], lat, cond)
     with pytest.raises(ValueError, match="capacity"):
         lm.new_state(0)
+    noise = _flow_lm.NoiseSource(0)
     with pytest.raises(ValueError, match="multiple of 16"):
-        st.normal(np.zeros(10, np.float32), 1.0)
+        noise.normal(np.zeros(10, np.float32), 1.0)
     with pytest.raises(ValueError, match="positive"):
-        st.normal(np.zeros(32, np.float32), 1.0, 0.0)
+        noise.normal(np.zeros(32, np.float32), 1.0, 0.0)
     assert np.isfinite(lat).all()
 
 
@@ -139,9 +140,9 @@ def test_generic_and_avx2_paths_agree(case) -> None:
     lm, g = case
     outs = []
     for generic in (True, False):
-        _kernels.force_generic(generic)
+        _flow_lm.force_generic(generic)  # each extension module has its own dispatch switch
         try:
             outs.append(run_scenario(lm, g, "free")["latents"])
         finally:
-            _kernels.force_generic(False)
+            _flow_lm.force_generic(False)
     assert np.abs(outs[0] - outs[1]).max() <= TOL

@@ -123,3 +123,35 @@ def test_attention_overflow_is_an_error() -> None:
     ck = np.zeros((3, 1, 8), np.float32)
     with pytest.raises(ValueError, match="overflow"):
         K.attention(f32(2, 1, 8), f32(2, 1, 8), f32(2, 1, 8), ck, ck.copy(), 2, 0)
+
+
+@pytest.mark.parametrize("generic", [False, True])
+@pytest.mark.parametrize("T", [1, 3, 8, 13, 40])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "int8"])
+def test_matmat_compact_weights(dtype: str, T: int, generic: bool) -> None:
+    """y = x W^T with W stored compactly, against float64 on the *stored* (rounded) weights:
+    only the fp32 accumulation error remains."""
+    from pocket_tts.safetensors import float32_to_bfloat16_bits
+
+    out_f, in_f = 70, 136  # not multiples of 16: exercises the tails
+    w, x = f32(out_f, in_f), f32(T, in_f)
+    scale = None
+    if dtype == "float32":
+        stored, exact = w, w.astype(np.float64)
+    elif dtype == "float16":
+        stored = w.astype(np.float16).view(np.uint16)
+        exact = stored.view(np.float16).astype(np.float64)
+    elif dtype == "bfloat16":
+        stored = float32_to_bfloat16_bits(w)
+        exact = (stored.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    else:
+        stored, scale = K.quantize_rows_i8(w)
+        exact = stored.astype(np.float64) * scale[:, None]
+        assert np.abs(exact - w).max() <= np.abs(w).max(axis=1).max() / 127 / 2 + 1e-6
+    K.force_generic(generic)
+    try:
+        got = K.matmat(x, stored, dtype, scale)
+    finally:
+        K.force_generic(False)
+    want = x.astype(np.float64) @ exact.T
+    assert rel_err(got, want) < 2e-6

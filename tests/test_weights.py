@@ -173,11 +173,27 @@ def test_dtype_argument(tmp_path, small):
     cfg, weights = small
     path = tmp_path / "w.safetensors"
     write_safetensors(path, weights)
-    for planned in ("float16", "bfloat16"):
-        with pytest.raises(ValueError, match="not supported yet"):
-            load_weights(cfg, path, dtype=planned)
     with pytest.raises(ValueError, match="unknown weight dtype"):
-        load_weights(cfg, path, dtype="int8")
+        load_weights(cfg, path, dtype="float64")
+    ref = load_weights(cfg, path)
+    key = "flow_lm.transformer.layers.0.linear1.weight"
+    for dtype in ("float16", "bfloat16", "int8"):
+        low = load_weights(cfg, path, dtype=dtype)
+        assert low["flow_lm.out_norm.weight"].dtype == np.float32  # only LM matrices shrink
+        stored = low[key]
+        assert stored.ctypes.data % 64 == 0 and stored.flags.c_contiguous
+        if dtype == "float16":
+            back = stored.view(np.float16).astype(np.float32)
+            tol = 1e-3
+        elif dtype == "bfloat16":
+            back = (stored.astype(np.uint32) << 16).view(np.float32)
+            tol = 8e-3
+        else:
+            assert stored.dtype == np.int8 and np.abs(stored).max() <= 127
+            back = stored.astype(np.float32) * low[key + ".scale"][:, None]
+            tol = 1e-2
+        err = np.abs(back - ref[key]).max() / np.abs(ref[key]).max()
+        assert 0 < err <= tol, (dtype, err)
 
 
 @pytest.mark.parametrize("storage", ["F32", "BF16"])
