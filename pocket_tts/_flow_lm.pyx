@@ -326,3 +326,13 @@ cdef class FlowLMKernel:
         if rc != 0:
             raise ValueError("KV cache overflow")
         return eos
+
+    def sample_head(self, FlowLMState state, const float[::1] cond, const float[::1] noise,
+                    int steps, float[::1] latent_out):
+        """Run only the flow head: latent_out = decode(v(cond, .), noise) (benchmarks, tests)."""
+        if (cond.shape[0] != self.cond_dim or noise.shape[0] != self.ldim
+                or latent_out.shape[0] != self.ldim or steps < 1):
+            raise ValueError("sample_head: wrong sizes or steps")
+        with nogil:
+            pt_flow_head_sample(&self.m.head, &cond[0], &noise[0], steps, &latent_out[0],
+                                state.scratch)

@@ -53,6 +53,13 @@ class FlowLM:
         )
         self.dtype = dtype
         self.cond_dim = self.kernel.cond_dim
+        #: Weight bytes one autoregressive step streams (transformer layers + flow head).
+        self.step_bytes = sum(
+            v.nbytes
+            for k, v in weights.items()
+            if k.startswith(("flow_lm.transformer.", "flow_lm.flow_net.", "flow_lm.out_"))
+            and ".time_embed." not in k
+        )
         self.bos_before_voice = (
             np.ascontiguousarray(weights["flow_lm.bos_before_voice"].reshape(1, -1))
             if fc.insert_bos_before_voice

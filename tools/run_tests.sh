@@ -16,3 +16,6 @@ tools/setup_reference_venv.sh
 # off sys.path, so the tests run against the installed, compiled package.
 .venv/bin/pytest -q --cov --cov-report=term --cov-fail-under=80 \
     -p no:cacheprovider "$@"
+# Short benchmark pass against the reference in the same run; fails only on a gross
+# regression (real-time factor no better than the reference's), never on absolute times.
+.venv/bin/python benchmarks/compare.py --quick --min-rtf-ratio 1.0 --json artifacts/bench.json

@@ -1,0 +1,37 @@
+# Declarations of csrc/mimi.h (Mimi decoder / encoder).
+from libc.stdint cimport int64_t
+from flow_lm cimport PtKVCache, PtTransformerShape, PtLayerWeights
+from conv cimport PtConv1d
+from seanet cimport PtSEANetEncoder, PtSEANetDecoder, PtSEANetState
+
+cdef extern from "mimi.h" nogil:
+    ctypedef struct PtMimiDecoder:
+        int ldim, outer, stride, up_kernel, frame_size
+        const float *quant_w
+        const float *up_w
+        PtTransformerShape tshape
+        int num_layers
+        const PtLayerWeights *layers
+        PtSEANetDecoder seanet
+    ctypedef struct PtMimiDecoderState:
+        PtKVCache *caches
+        int64_t frames
+    ctypedef struct PtMimiEncoder:
+        int dim, inner, stride, frame_size
+        PtSEANetEncoder seanet
+        PtTransformerShape tshape
+        int num_layers
+        const PtLayerWeights *layers
+        PtConv1d down
+    size_t pt_mimi_decoder_state_size(const PtMimiDecoder *m)
+    size_t pt_mimi_decoder_scratch_size(const PtMimiDecoder *m)
+    void pt_mimi_decoder_state_bind(const PtMimiDecoder *m, PtMimiDecoderState *st,
+                                    float *state_mem, PtKVCache *caches, float *scratch)
+    void pt_mimi_decoder_reset(const PtMimiDecoder *m, PtMimiDecoderState *st)
+    int pt_mimi_decode(const PtMimiDecoder *m, PtMimiDecoderState *st, const float *latents,
+                       int n, float *audio)
+    size_t pt_mimi_encoder_state_size(const PtMimiEncoder *m)
+    size_t pt_mimi_encoder_scratch_size(const PtMimiEncoder *m, int chunk_frames)
+    int pt_mimi_encode(const PtMimiEncoder *m, const float *audio, int n_frames,
+                       int chunk_frames, float *latents, float *state_mem, PtKVCache *caches,
+                       float *scratch)

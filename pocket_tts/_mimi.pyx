@@ -1,0 +1,459 @@
+# cython: language_level=3
+"""Cython driver of the Mimi codec (csrc/mimi.c, seanet.c, conv.c).
+
+:class:`MimiKernel` binds packed, read-only weights into the C structs once; each stream owns a
+:class:`MimiDecoderState` whose memory (conv histories, ring-buffer KV caches, per-frame scratch)
+is allocated once and reused for every frame. All kernels run with the GIL released.
+
+The module-level ``*_stream`` functions expose single kernels for the numpy-twin tests.
+Packed weight layouts (made by :mod:`pocket_tts.mimi`): see csrc/conv.h.
+"""
+
+import numpy as np
+cimport numpy as cnp
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+from libc.stdint cimport int64_t
+from scipy.linalg.cython_blas cimport sgemm, sgemv
+
+from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
+from linear cimport pt_blas_set, pt_sgemm_fn, pt_sgemv_fn
+from flow_lm cimport PtKVCache, PtTransformerShape, PtLayerWeights
+from conv cimport *
+from seanet cimport *
+from mimi cimport *
+
+cnp.import_array()
+pt_blas_set(<pt_sgemm_fn>sgemm, <pt_sgemv_fn>sgemv)
+
+
+def has_avx2():
+    """True when the AVX2/FMA kernels (ELU) are selected at run time."""
+    return bool(pt_cpu_has_avx2())
+
+
+def force_generic(bint force):
+    """Force the portable kernels in this module (tests run both); False restores detection."""
+    pt_cpu_force_generic(force)
+
+
+cdef const float *_fptr(list keep, object a, str what) except NULL:
+    cdef cnp.ndarray arr = np.ascontiguousarray(a, dtype=np.float32)
+    if arr.size == 0:
+        raise ValueError(f"{what}: empty array")
+    keep.append(arr)
+    return <const float *>cnp.PyArray_DATA(arr)
+
+
+cdef float *_buf(cnp.ndarray a):
+    return <float *>cnp.PyArray_DATA(a)
+
+
+cdef int _set_conv(PtConv1d *c, dict d, list keep) except -1:
+    """Fill a PtConv1d from a spec dict (w packed [c_out, kernel * c_in], b or None, sizes)."""
+    c.c_in = d["c_in"]
+    c.c_out = d["c_out"]
+    c.kernel = d["kernel"]
+    c.stride = d["stride"]
+    c.dilation = d["dilation"]
+    c.replicate = 1 if d["replicate"] else 0
+    if c.stride < 1 or c.dilation < 1 or c.kernel < 1:
+        raise ValueError("conv: kernel, stride and dilation must be >= 1")
+    if pt_conv1d_history(c) < 0:
+        raise ValueError("conv: effective kernel smaller than the stride")
+    if d["w"].shape != (c.c_out, c.kernel * c.c_in):
+        raise ValueError(f"conv: packed weight {d['w'].shape} != {(c.c_out, c.kernel * c.c_in)}")
+    c.w = _fptr(keep, d["w"], "conv weight")
+    c.b = NULL if d["b"] is None else _fptr(keep, d["b"], "conv bias")
+    return 0
+
+
+cdef int _set_convtr(PtConvTr1d *c, dict d, list keep) except -1:
+    """Fill a PtConvTr1d from a spec dict (w packed [taps, c_in, stride * c_out])."""
+    c.c_in = d["c_in"]
+    c.c_out = d["c_out"]
+    c.kernel = d["kernel"]
+    c.stride = d["stride"]
+    c.taps = (c.kernel + c.stride - 1) // c.stride
+    if d["w"].shape != (c.taps, c.c_in, c.stride * c.c_out):
+        raise ValueError("convtr: packed weight has the wrong shape")
+    c.w = _fptr(keep, d["w"], "convtr weight")
+    c.b = NULL if d["b"] is None else _fptr(keep, d["b"], "convtr bias")
+    return 0
+
+
+cdef int _set_res(PtResBlock *r, tuple pair, list keep) except -1:
+    _set_conv(&r.conv1, pair[0], keep)
+    _set_conv(&r.conv2, pair[1], keep)
+    if r.conv2.stride != 1 or r.conv1.stride != 1 or r.conv2.c_out != r.conv1.c_in:
+        raise ValueError("residual block: bad shapes")
+    return 0
+
+
+cdef PtLayerWeights *_set_transformer(PtTransformerShape *s, dict t, list keep) except NULL:
+    s.d_model = t["d_model"]
+    s.num_heads = t["num_heads"]
+    s.num_kv_heads = t["num_heads"]
+    s.head_dim = t["d_model"] // t["num_heads"]
+    s.ffn_dim = t["dim_feedforward"]
+    s.context = t["context"]
+    s.max_period = t["max_period"]
+    if s.context <= 0:
+        raise ValueError("Mimi transformers need a finite context window")
+    cdef int n = len(t["layers"])
+    cdef PtLayerWeights *lw = <PtLayerWeights *>malloc(max(n, 1) * sizeof(PtLayerWeights))
+    if lw == NULL:
+        raise MemoryError()
+    memset(lw, 0, max(n, 1) * sizeof(PtLayerWeights))
+    try:
+        for i, L in enumerate(t["layers"]):
+            lw[i].norm1_w = _fptr(keep, L["norm1.weight"], "norm1")
+            lw[i].norm1_b = _fptr(keep, L["norm1.bias"], "norm1")
+            lw[i].in_proj = _fptr(keep, L["self_attn.in_proj.weight"], "in_proj")
+            lw[i].out_proj = _fptr(keep, L["self_attn.out_proj.weight"], "out_proj")
+            lw[i].norm2_w = _fptr(keep, L["norm2.weight"], "norm2")
+            lw[i].norm2_b = _fptr(keep, L["norm2.bias"], "norm2")
+            lw[i].linear1 = _fptr(keep, L["linear1.weight"], "linear1")
+            lw[i].linear2 = _fptr(keep, L["linear2.weight"], "linear2")
+            if "layer_scale_1.scale" in L:
+                lw[i].scale1 = _fptr(keep, L["layer_scale_1.scale"], "layer_scale_1")
+                lw[i].scale2 = _fptr(keep, L["layer_scale_2.scale"], "layer_scale_2")
+    except BaseException:
+        free(lw)
+        raise
+    return lw
+
+
+cdef class MimiDecoderState:
+    """Per-stream decoder state: conv histories, ring KV caches of ``context`` slots and the
+    per-frame scratch, all allocated once here and never reallocated."""
+
+    cdef PtMimiDecoderState st
+    cdef PtKVCache *caches
+    cdef readonly object state_arr     # float32 arena: histories + KV rings
+    cdef readonly object scratch_arr   # float32 arena: one frame of work buffers
+    cdef MimiKernel kernel
+    cdef public int max_frames_per_call   # 0 = unlimited
+
+    def __cinit__(self):
+        self.caches = NULL
+
+    def __dealloc__(self):
+        if self.caches != NULL:
+            free(self.caches)
+
+    @property
+    def frames(self):
+        """Frames decoded since creation or the last :meth:`reset`."""
+        return int(self.st.frames)
+
+    @property
+    def offsets(self):
+        """Decoder-transformer KV offsets (positions seen), one per layer."""
+        return [int(self.caches[l].offset) for l in range(self.kernel.dec.num_layers)]
+
+    @property
+    def nbytes(self):
+        """Bytes held by the state and scratch arenas."""
+        return self.state_arr.nbytes + self.scratch_arr.nbytes
+
+    def buffer_addresses(self):
+        """Data addresses of the arenas (tests check they never move)."""
+        return (self.state_arr.ctypes.data, self.scratch_arr.ctypes.data)
+
+    def reset(self):
+        """Back to the start of a stream without reallocating anything."""
+        pt_mimi_decoder_reset(&self.kernel.dec, &self.st)
+
+
+cdef class MimiKernel:
+    """Read-only Mimi weights laid out for the C kernels (decoder and encoder)."""
+
+    cdef PtMimiDecoder dec
+    cdef PtMimiEncoder enc
+    cdef PtLayerWeights *dec_layers
+    cdef PtLayerWeights *enc_layers
+    cdef list keep
+    cdef readonly int frame_size, ldim, inner, enc_context
+
+    def __cinit__(self):
+        self.dec_layers = NULL
+        self.enc_layers = NULL
+
+    def __dealloc__(self):
+        if self.dec_layers != NULL:
+            free(self.dec_layers)
+        if self.enc_layers != NULL:
+            free(self.enc_layers)
+
+    def __init__(self, dict dec, dict enc):
+        """Bind the decoder / encoder specs built by :func:`pocket_tts.mimi._specs`."""
+        self.keep = []
+        memset(&self.dec, 0, sizeof(PtMimiDecoder))
+        memset(&self.enc, 0, sizeof(PtMimiEncoder))
+        # Decoder.
+        self.dec.ldim = dec["ldim"]
+        self.dec.outer = dec["outer"]
+        self.dec.stride = dec["stride"]
+        self.dec.up_kernel = dec["up_kernel"]
+        self.dec.frame_size = dec["frame_size"]
+        self.dec.quant_w = _fptr(self.keep, dec["quant_w"], "quantizer")
+        self.dec.up_w = _fptr(self.keep, dec["up_w"], "upsample")
+        self.dec_layers = _set_transformer(&self.dec.tshape, dec["transformer"], self.keep)
+        self.dec.num_layers = len(dec["transformer"]["layers"])
+        self.dec.layers = self.dec_layers
+        if self.dec.tshape.d_model != self.dec.outer:
+            raise ValueError("decoder transformer width must equal the upsample channels")
+        sd = dec["seanet"]
+        if len(sd["stages"]) > PT_SEANET_MAX_STAGES:
+            raise ValueError("too many SEANet stages")
+        self.dec.seanet.n_stages = len(sd["stages"])
+        self.dec.seanet.n_res = len(sd["stages"][0]["res"]) if sd["stages"] else 0
+        if self.dec.seanet.n_res > PT_SEANET_MAX_RES:
+            raise ValueError("too many residual layers")
+        _set_conv(&self.dec.seanet.first, sd["first"], self.keep)
+        for i, stage in enumerate(sd["stages"]):
+            _set_convtr(&self.dec.seanet.up[i], stage["up"], self.keep)
+            for j, pair in enumerate(stage["res"]):
+                _set_res(&self.dec.seanet.res[i][j], pair, self.keep)
+        _set_conv(&self.dec.seanet.last, sd["last"], self.keep)
+        # Encoder.
+        self.enc.dim = enc["dim"]
+        self.enc.inner = enc["inner"]
+        self.enc.stride = enc["stride"]
+        self.enc.frame_size = enc["frame_size"]
+        self.enc_layers = _set_transformer(&self.enc.tshape, enc["transformer"], self.keep)
+        self.enc.num_layers = len(enc["transformer"]["layers"])
+        self.enc.layers = self.enc_layers
+        se = enc["seanet"]
+        if len(se["stages"]) > PT_SEANET_MAX_STAGES:
+            raise ValueError("too many SEANet stages")
+        self.enc.seanet.n_stages = len(se["stages"])
+        self.enc.seanet.n_res = len(se["stages"][0]["res"]) if se["stages"] else 0
+        if self.enc.seanet.n_res > PT_SEANET_MAX_RES:
+            raise ValueError("too many residual layers")
+        _set_conv(&self.enc.seanet.first, se["first"], self.keep)
+        for i, stage in enumerate(se["stages"]):
+            for j, pair in enumerate(stage["res"]):
+                _set_res(&self.enc.seanet.res[i][j], pair, self.keep)
+            _set_conv(&self.enc.seanet.down[i], stage["down"], self.keep)
+        _set_conv(&self.enc.seanet.last, se["last"], self.keep)
+        _set_conv(&self.enc.down, enc["down"], self.keep)
+        self.frame_size = self.dec.frame_size
+        self.ldim = self.dec.ldim
+        self.inner = self.enc.inner
+        self.enc_context = self.enc.tshape.context
+
+    def new_decoder_state(self):
+        """A fresh decoder stream state (all memory allocated here, once)."""
+        cdef MimiDecoderState s = MimiDecoderState()
+        s.kernel = self
+        s.state_arr = np.zeros(pt_mimi_decoder_state_size(&self.dec) + 16, np.float32)
+        s.scratch_arr = np.zeros(pt_mimi_decoder_scratch_size(&self.dec) + 16, np.float32)
+        s.caches = <PtKVCache *>malloc(max(self.dec.num_layers, 1) * sizeof(PtKVCache))
+        if s.caches == NULL:
+            raise MemoryError()
+        pt_mimi_decoder_state_bind(&self.dec, &s.st, _buf(s.state_arr), s.caches,
+                                   _buf(s.scratch_arr))
+        return s
+
+    def decode(self, MimiDecoderState state, const float[:, ::1] latents, float[::1] out):
+        """latents[n, ldim] (de-normalised) -> out[n * frame_size]; advances the stream."""
+        if state.kernel is not self:
+            raise ValueError("decoder state belongs to another model")
+        cdef int n = latents.shape[0]
+        if latents.shape[1] != self.dec.ldim:
+            raise ValueError(f"latents must be [n, {self.dec.ldim}], got "
+                             f"[{latents.shape[0]}, {latents.shape[1]}]")
+        if out.shape[0] != <Py_ssize_t>n * self.dec.frame_size:
+            raise ValueError(f"out must hold {n * self.dec.frame_size} samples, "
+                             f"got {out.shape[0]}")
+        if n == 0:
+            return
+        cdef int rc
+        with nogil:
+            rc = pt_mimi_decode(&self.dec, &state.st, &latents[0, 0], n, &out[0])
+        if rc != 0:
+            raise RuntimeError("Mimi decoder KV-cache error")
+
+    def encode(self, const float[::1] audio, int chunk_frames=8):
+        """audio[n * frame_size] (already right-padded) -> latents[n, inner]."""
+        cdef Py_ssize_t L = audio.shape[0]
+        if L == 0 or L % self.enc.frame_size:
+            raise ValueError(f"audio length {L} is not a positive multiple of "
+                             f"{self.enc.frame_size}")
+        if chunk_frames < 1:
+            raise ValueError("chunk_frames must be >= 1")
+        cdef int n = <int>(L // self.enc.frame_size)
+        if chunk_frames > n:
+            chunk_frames = n
+        state = np.zeros(pt_mimi_encoder_state_size(&self.enc) + 16, np.float32)
+        scratch = np.zeros(pt_mimi_encoder_scratch_size(&self.enc, chunk_frames) + 16,
+                           np.float32)
+        cdef cnp.ndarray out = np.empty((n, self.enc.inner), np.float32)
+        cdef PtKVCache *caches = <PtKVCache *>malloc(max(self.enc.num_layers, 1) *
+                                                    sizeof(PtKVCache))
+        if caches == NULL:
+            raise MemoryError()
+        cdef float *sp = _buf(state)
+        cdef float *cp = _buf(scratch)
+        cdef float *op = _buf(out)
+        cdef int rc
+        try:
+            with nogil:
+                rc = pt_mimi_encode(&self.enc, &audio[0], n, chunk_frames, op, sp, caches, cp)
+        finally:
+            free(caches)
+        if rc != 0:
+            raise RuntimeError("Mimi encoder KV-cache error")
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Single kernels, for the numpy-twin tests (each call makes its own fresh state).
+# ---------------------------------------------------------------------------------------------
+
+def elu(x):
+    """ELU (alpha 1) of a float32 array, through the run-time selected kernel."""
+    cdef cnp.ndarray a = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
+    cdef cnp.ndarray y = np.empty_like(a)
+    cdef size_t n = a.shape[0]
+    cdef float *yp
+    cdef float *ap
+    if n:
+        yp = _buf(y)
+        ap = _buf(a)
+        with nogil:
+            pt_seanet_elu(yp, ap, n)
+    return y.reshape(np.shape(x))
+
+
+def conv1d_stream(dict spec, list chunks):
+    """Run a streaming Conv1d (spec as for MimiKernel) over time-major chunks [T_i, c_in];
+    return the list of outputs [T_i / stride, c_out]."""
+    cdef list keep = []
+    cdef PtConv1d c
+    _set_conv(&c, spec, keep)
+    cdef int P = pt_conv1d_history(&c)
+    cdef cnp.ndarray hist = np.zeros(max(P, 1) * c.c_in, np.float32)
+    cdef PtConv1dState s
+    s.hist = _buf(hist)
+    pt_conv1d_reset(&c, &s)
+    outs = []
+    cdef cnp.ndarray xp, y, col
+    cdef int T
+    cdef float *p0
+    cdef float *p1
+    cdef float *p2
+    cdef float *p3
+    for x in chunks:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        T = x.shape[0]
+        if x.shape[1] != c.c_in or T % c.stride:
+            raise ValueError("bad chunk shape")
+        xp = np.zeros((P + T, c.c_in), np.float32)
+        xp[P:] = x
+        y = np.zeros((T // c.stride, c.c_out), np.float32)
+        col = np.zeros(max(pt_conv1d_col_size(&c, T), 1), np.float32)
+        p1, p2, p3 = _buf(xp), _buf(y), _buf(col)
+        with nogil:
+            pt_conv1d_forward(&c, &s, p1, T, p2, p3, 0)
+        outs.append(y)
+    return outs
+
+
+def convtr1d_stream(dict spec, list chunks):
+    """Streaming ConvTranspose1d over chunks [T_i, c_in] -> outputs [T_i * stride, c_out]."""
+    cdef list keep = []
+    cdef PtConvTr1d c
+    _set_convtr(&c, spec, keep)
+    cdef int H = pt_convtr1d_history(&c)
+    cdef cnp.ndarray hist = np.zeros(max(H, 1) * c.c_in, np.float32)
+    outs = []
+    cdef cnp.ndarray xp, y
+    cdef int T
+    cdef float *p0
+    cdef float *p1
+    cdef float *p2
+    cdef float *p3
+    for x in chunks:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        T = x.shape[0]
+        if x.shape[1] != c.c_in:
+            raise ValueError("bad chunk shape")
+        xp = np.zeros((H + T, c.c_in), np.float32)
+        xp[H:] = x
+        y = np.zeros((T * c.stride, c.c_out), np.float32)
+        p1, p2, p3 = _buf(hist), _buf(xp), _buf(y)
+        with nogil:
+            pt_convtr1d_forward(&c, p1, p2, T, p3)
+        outs.append(y)
+    return outs
+
+
+def depthwise_stream(w_packed, bias, int kernel, int stride, list chunks):
+    """Streaming depthwise ConvTranspose1d (w packed [taps*stride, C]) over chunks [T_i, C]."""
+    cdef cnp.ndarray w = np.ascontiguousarray(w_packed, dtype=np.float32)
+    cdef int C = w.shape[1]
+    cdef int taps = (kernel + stride - 1) // stride
+    if w.shape[0] != taps * stride:
+        raise ValueError("bad packed depthwise weight")
+    cdef cnp.ndarray b
+    cdef const float *bp = NULL
+    if bias is not None:
+        b = np.ascontiguousarray(bias, dtype=np.float32)
+        bp = <const float *>cnp.PyArray_DATA(b)
+    cdef cnp.ndarray hist = np.zeros(max(taps - 1, 1) * C, np.float32)
+    outs = []
+    cdef cnp.ndarray xp, y
+    cdef int T
+    cdef float *p0
+    cdef float *p1
+    cdef float *p2
+    cdef float *p3
+    for x in chunks:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        T = x.shape[0]
+        xp = np.zeros((taps - 1 + T, C), np.float32)
+        xp[taps - 1:] = x
+        y = np.zeros((T * stride, C), np.float32)
+        p0, p1, p2, p3 = _buf(w), _buf(hist), _buf(xp), _buf(y)
+        with nogil:
+            pt_convtr1d_depthwise(p0, bp, C, kernel, stride, p1, p2, T, p3)
+        outs.append(y)
+    return outs
+
+
+def resblock_stream(dict conv1, dict conv2, list chunks):
+    """Streaming SEANet residual block over chunks [T_i, dim] -> outputs [T_i, dim]."""
+    cdef list keep = []
+    cdef PtResBlock r
+    _set_res(&r, (conv1, conv2), keep)
+    cdef int P1 = pt_conv1d_history(&r.conv1), P2 = pt_conv1d_history(&r.conv2)
+    cdef int dim = r.conv1.c_in, hid = r.conv1.c_out
+    cdef cnp.ndarray h1 = np.zeros(max(P1, 1) * dim, np.float32)
+    cdef cnp.ndarray h2 = np.zeros(max(P2, 1) * hid, np.float32)
+    cdef PtConv1dState s1, s2
+    s1.hist = _buf(h1)
+    s2.hist = _buf(h2)
+    pt_conv1d_reset(&r.conv1, &s1)
+    pt_conv1d_reset(&r.conv2, &s2)
+    outs = []
+    cdef cnp.ndarray x, xp, h, col
+    cdef int T
+    cdef float *p0
+    cdef float *p1
+    cdef float *p2
+    cdef float *p3
+    for chunk in chunks:
+        x = np.array(chunk, dtype=np.float32, order="C", copy=True)
+        T = x.shape[0]
+        xp = np.zeros((P1 + T) * dim, np.float32)
+        h = np.zeros((P2 + T) * hid, np.float32)
+        col = np.zeros(max(pt_conv1d_col_size(&r.conv1, T), pt_conv1d_col_size(&r.conv2, T),
+                           1), np.float32)
+        p0, p1, p2, p3 = _buf(x), _buf(xp), _buf(h), _buf(col)
+        with nogil:
+            pt_seanet_resblock(&r, &s1, &s2, p0, T, p1, p2, p3)
+        outs.append(x)
+    return outs

@@ -1,0 +1,267 @@
+"""Command line: ``pocket-tts generate`` and ``pocket-tts export-voice`` (also
+``python -m pocket_tts``), mirroring the reference's flags.
+
+Logs and the progress bar go to stderr, so ``-o -`` can stream a WAV to stdout as the chunks
+are decoded."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .config import available_languages
+
+logger = logging.getLogger("pocket_tts")
+
+DEFAULT_TEXT = "Hello world. I am Pocket TTS, running on your CPU without PyTorch."
+DEFAULT_VOICE = "alba"
+DEFAULT_VOICE_FOR_CUSTOM_CONFIG = "hf://kyutai/tts-voices/alba-mackenna/casual.wav"
+_VOICE_BY_LANGUAGE = {
+    "italian": "giovanni",
+    "spanish": "lola",
+    "german": "juergen",
+    "portuguese": "rafael",
+    "french": "estelle",
+    "dutch": "daan",
+}
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--language", help=f"packaged config: {', '.join(available_languages())}")
+    p.add_argument("--config", help="config YAML (local path, https:// or hf://)")
+    p.add_argument("--weights", help="local safetensors checkpoint overriding the config's")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float16", "bfloat16", "int8"],
+        help="storage of the flow-LM weights (default float32)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no logs or progress")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``pocket-tts`` command."""
+    parser = argparse.ArgumentParser(prog="pocket-tts", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="text to a WAV file (or stdout)")
+    g.add_argument("text_arg", nargs="?", metavar="TEXT", help="text to speak (or use --text)")
+    g.add_argument("--text", help="text to speak; '-' reads stdin")
+    g.add_argument("--text-file", help="read the text from this file")
+    g.add_argument(
+        "--voice",
+        help="predefined voice name, audio file, voice-state .safetensors, URL, hf:// path, "
+        "or 'none' for no voice prompt",
+    )
+    _model_args(g)
+    g.add_argument("-o", "--output-path", default="./tts_output.wav", help="'-' for stdout")
+    g.add_argument("--temperature", type=_non_negative_float, default=None)
+    g.add_argument("--seed", type=_non_negative_int, default=None)
+    g.add_argument("--frames-after-eos", type=_non_negative_int, default=None)
+    g.add_argument("--eos-threshold", type=float, default=None)
+    g.add_argument("--noise-clamp", type=float, default=None)
+    g.add_argument("--sampler-decode-steps", type=_positive_int, default=1)
+    g.add_argument("--lsd-decode-steps", type=_positive_int, default=None, help=argparse.SUPPRESS)
+    g.add_argument("--max-tokens", type=_positive_int, default=50)
+    g.add_argument("--quantize", action="store_true", help="same as --dtype int8")
+    g.add_argument("--truncate", action="store_true", help="clone from the first 30 s only")
+
+    e = sub.add_parser("export-voice", help="audio prompt to a voice-state .safetensors file")
+    e.add_argument("audio_path")
+    e.add_argument("export_path")
+    _model_args(e)
+    return parser
+
+
+def _read_text(args: argparse.Namespace) -> str:
+    sources = [s for s in (args.text_arg, args.text, args.text_file) if s is not None]
+    if len(sources) > 1:
+        raise CliError("give the text once: as an argument, --text or --text-file")
+    if args.text_file is not None:
+        try:
+            return Path(args.text_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read --text-file {args.text_file}: {exc}") from exc
+    text = sources[0] if sources else DEFAULT_TEXT
+    if text == "-":
+        text = sys.stdin.read()
+    return text
+
+
+def _load_model(args: argparse.Namespace, **kw):
+    from .tts_model import TTSModel
+
+    if args.language and args.config:
+        raise CliError("--language and --config are mutually exclusive")
+    return TTSModel.load_model(
+        language=args.language,
+        config=args.config,
+        weights=args.weights,
+        dtype=args.dtype,
+        **kw,
+    )
+
+
+def _default_voice(args: argparse.Namespace) -> str:
+    if args.config or args.weights:
+        return DEFAULT_VOICE_FOR_CUSTOM_CONFIG
+    lang = args.language or "english"
+    return next((v for k, v in _VOICE_BY_LANGUAGE.items() if k in lang), DEFAULT_VOICE)
+
+
+class _Progress:
+    """A one-line progress bar on stderr for multi-chunk texts."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.shown = False
+
+    def __call__(self, index: int, total: int, text: str) -> None:
+        if not self.enabled or total < 2:
+            return
+        width = 30
+        done = int(width * index / total)
+        bar = "#" * done + "-" * (width - done)
+        sys.stderr.write(f"\r[{bar}] chunk {index + 1}/{total}")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+            sys.stderr.flush()
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .audio import StreamingWAVWriter
+
+    text = _read_text(args)
+    if not text.strip():
+        raise CliError("the text is empty")
+    model = _load_model(
+        args,
+        temp=args.temperature,
+        sampler_decode_steps=args.lsd_decode_steps or args.sampler_decode_steps,
+        noise_clamp=args.noise_clamp,
+        eos_threshold=args.eos_threshold,
+        quantize=args.quantize,
+        seed=args.seed,
+    )
+    voice_arg = args.voice or _default_voice(args)
+    voice = None
+    if voice_arg.lower() != "none":
+        voice = model.get_state_for_audio_prompt(voice_arg, truncate=args.truncate)
+    progress = _Progress(enabled=not args.quiet and sys.stderr.isatty())
+    stop = threading.Event()
+    to_stdout = args.output_path == "-"
+    if not to_stdout:
+        parent = Path(args.output_path).resolve().parent
+        if not parent.is_dir():
+            raise CliError(f"output folder does not exist: {parent}")
+    t0 = time.perf_counter()
+    first_audio = None
+    samples = 0
+    stream: Iterator = model.generate_audio_stream(
+        voice,
+        text,
+        max_tokens=args.max_tokens,
+        frames_after_eos=args.frames_after_eos,
+        stop=stop,
+        on_text_chunk=progress,
+    )
+    dest = sys.stdout.buffer if to_stdout else args.output_path
+    try:
+        with StreamingWAVWriter(dest, model.sample_rate) as writer:
+            for chunk in stream:
+                if first_audio is None:
+                    first_audio = time.perf_counter() - t0
+                writer.write(chunk)
+                samples += len(chunk)
+    except BrokenPipeError:
+        stop.set()
+        # The reader went away (e.g. `| head`): stop quietly, as other Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        stream.close()
+        progress.close()
+    elapsed = time.perf_counter() - t0
+    seconds = samples / model.sample_rate
+    if not args.quiet:
+        rtf = elapsed / seconds if seconds else float("nan")
+        ttfa = (first_audio or 0.0) * 1000
+        print(
+            f"{seconds:.2f} s of audio in {elapsed:.2f} s: time to first audio {ttfa:.0f} ms, "
+            f"real-time factor {rtf:.3f} ({1 / rtf if rtf else 0:.1f}x faster than real time)"
+            + ("" if to_stdout else f" -> {args.output_path}"),
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _export_voice(args: argparse.Namespace) -> int:
+    from .voice import export_model_state
+
+    model = _load_model(args)
+    state = model.get_state_for_audio_prompt(args.audio_path, truncate=True)
+    export_model_state(state, args.export_path)
+    if not args.quiet:
+        print(f"voice state ({state.offset} positions) -> {args.export_path}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``pocket-tts``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.ERROR if args.quiet else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "generate":
+            return _generate(args)
+        return _export_voice(args)
+    except CliError as exc:
+        print(f"pocket-tts: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, TypeError) as exc:
+        print(f"pocket-tts: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,485 @@
+"""The user-facing model: text in, 24 kHz audio out, streamed in 80 ms frames.
+
+Pipeline: text -> tokens (:mod:`.text`, :mod:`.tokenizer`) -> flow LM (:mod:`.flow_lm`) ->
+normalised latents -> Mimi decoder (:mod:`.mimi`) -> audio. Per text chunk, the flow LM runs in
+a worker thread and the Mimi decoder in the consuming thread; both spend their time inside C
+kernels that release the GIL, so they occupy the two cores.
+
+Semantics follow the reference ``pocket_tts.TTSModel`` 4.0.1 (see docs of each method).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from . import hub
+from ._native import _flow_lm
+from .audio import _is_safetensors_source
+from .config import CONFIGS_DIR, Config, load_config
+from .flow_lm import FlowLM, FlowLMState
+from .mimi import Mimi
+from .text import TextOptions, chunk_text_for_generation
+from .threads import limit_blas_threads
+from .tokenizer import build_tokenizer
+from .voice import VoiceState, export_model_state, import_model_state, voice_state_from_audio
+from .weights import load_weights
+
+logger = logging.getLogger("pocket_tts")
+
+DEFAULT_LANGUAGE = "english"
+DEFAULT_SAMPLER_DECODE_STEPS = 1
+MAX_TOKEN_PER_CHUNK = 50
+_WEIGHT_DTYPES = ("float32", "float16", "bfloat16", "int8")
+
+__all__ = ["TTSModel", "export_model_state"]
+
+
+class TTSModel:
+    """A loaded Pocket TTS model. Read-only once loaded; not thread-safe for concurrent
+    generation (use one instance per concurrent stream, as with the reference)."""
+
+    _TOKENS_PER_SECOND_ESTIMATE = 3.0
+    _GEN_SECONDS_PADDING = 2.0
+    _MIN_FRAMES_BEFORE_EOS = 6
+
+    def __init__(
+        self,
+        config: Config,
+        weights: dict[str, np.ndarray],
+        *,
+        temp: float,
+        sampler_decode_steps: int,
+        noise_clamp: float | None,
+        eos_threshold: float,
+        origin: Path | None = None,
+        has_voice_cloning: bool = True,
+        has_custom_weights: bool = False,
+        seed: int | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        """Build from a parsed config and its float32 weights (use :meth:`load_model`)."""
+        self.config = config
+        self.origin = origin
+        self.temp = temp
+        self.sampler_decode_steps = sampler_decode_steps
+        self.noise_clamp = noise_clamp
+        self.eos_threshold = eos_threshold
+        self.has_voice_cloning = has_voice_cloning
+        self.has_custom_weights = has_custom_weights
+        # 0 = decode every queued frame in one call; n = at most n frames per call.
+        self.max_decoder_frames_per_call = 0
+        #: Diagnostics of the last text chunk generated: max_gen_len, eos_step, frames emitted
+        #: and the raw EOS logit of every flow-LM step.
+        self.last_chunk_stats: dict = {}
+        self.text_options = TextOptions.from_config(config)
+        self.pad_with_spaces_for_short_inputs = config.pad_with_spaces_for_short_inputs
+        self.remove_semicolons = config.remove_semicolons
+        self.append_terminal_punctuation = config.append_terminal_punctuation
+        self.capitalize_first_letter = config.capitalize_first_letter
+        self.replace_characters = dict(config.replace_characters or {})
+        self.model_recommended_frames_after_eos = config.model_recommended_frames_after_eos
+        lt = config.flow_lm.lookup_table
+        self.tokenizer = build_tokenizer(
+            lt.n_bins, hub.resolve_path(config.resolve_local(lt.tokenizer_path)), lt.tokenizer
+        )
+        self.dtype = dtype
+        self.flow_lm = FlowLM(config, weights, dtype=dtype)
+        self.mimi = Mimi(config, weights)
+        self._noise = _flow_lm.NoiseSource(
+            seed if seed is not None else int.from_bytes(np.random.bytes(8), "little")
+        )
+        self._emb_std = np.ascontiguousarray(weights["flow_lm.emb_std"], dtype=np.float32)
+        self._emb_mean = np.ascontiguousarray(weights["flow_lm.emb_mean"], dtype=np.float32)
+        self._fade_in = _torch_linspace_0_1(self.sample_rate // 200)
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load_model(
+        cls,
+        language: str | None = None,
+        config: str | Path | None = None,
+        temp: float | None = None,
+        sampler_decode_steps: int = DEFAULT_SAMPLER_DECODE_STEPS,
+        noise_clamp: float | None = None,
+        eos_threshold: float | None = None,
+        quantize: bool = False,
+        checkpoint: str | Path | None = None,
+        lsd_decode_steps: int | None = None,
+        *,
+        weights: str | Path | None = None,
+        dtype: str = "float32",
+        seed: int | None = None,
+    ) -> TTSModel:
+        """Load a model from a packaged language or a config YAML (local, https:// or hf://).
+
+        Same signature as the reference; extras: ``weights`` (a local safetensors file that
+        overrides the config's ``weights_path``), ``dtype`` of the stored weights and ``seed``
+        of the noise generator. ``quantize=True`` is accepted as ``dtype="int8"``.
+        ``checkpoint`` (torch training checkpoints) is not supported without torch.
+        """
+        if config is not None and language is not None:
+            raise ValueError(
+                "Cannot specify both config and language, please choose one or the other."
+            )
+        if checkpoint is not None:
+            raise ValueError(
+                "Training checkpoints (.pt) need torch; export them to safetensors with the "
+                "reference (POCKET_TTS_SAVE_WEIGHTS=1) and pass weights=... instead."
+            )
+        if lsd_decode_steps is not None:
+            logger.warning("lsd_decode_steps is deprecated, use sampler_decode_steps")
+            sampler_decode_steps = lsd_decode_steps
+        if not isinstance(sampler_decode_steps, int) or sampler_decode_steps < 1:
+            raise ValueError(
+                f"sampler_decode_steps must be an int >= 1, got {sampler_decode_steps!r}"
+            )
+        if temp is not None and not (math.isfinite(temp) and temp >= 0):
+            raise ValueError(f"temp must be a finite number >= 0, got {temp!r}")
+        if noise_clamp is not None and not (noise_clamp > 0):
+            raise ValueError(f"noise_clamp must be positive, got {noise_clamp!r}")
+        if eos_threshold is not None and math.isnan(eos_threshold):
+            raise ValueError("eos_threshold must not be NaN")
+        if quantize:
+            dtype = "int8"
+        if dtype not in _WEIGHT_DTYPES:
+            raise ValueError(f"dtype must be one of {_WEIGHT_DTYPES}, got {dtype!r}")
+        if config is None and language is None:
+            language = DEFAULT_LANGUAGE
+        if language is not None:
+            config = CONFIGS_DIR / f"{language}.yaml"
+            if not Path(config).exists():
+                raise ValueError(
+                    f"Unknown language {language!r}; available: "
+                    f"{sorted(p.stem for p in CONFIGS_DIR.glob('*.yaml'))}"
+                )
+        config_path = str(config)
+        suffix_source = (
+            config_path.split("@")[0] if config_path.startswith("hf://") else config_path
+        )
+        if Path(suffix_source).suffix not in (".yaml", ".yml"):
+            raise ValueError("Config should be a path to a YAML file ending with .yaml")
+        model_config = load_config(config_path, download=hub.resolve_path)
+        if weights is not None:
+            weights_file, has_cloning, custom = Path(weights), True, True
+            if not weights_file.exists():
+                raise FileNotFoundError(f"weights file not found: {weights_file}")
+        else:
+            weights_file, has_cloning = hub.resolve_weights(model_config)
+            custom = False
+            if weights_file is None:
+                raise ValueError(
+                    f"config {config_path} has no weights_path; pass weights=<file.safetensors>"
+                )
+        t0 = time.perf_counter()
+        arrays = load_weights(model_config, weights_file, dtype=dtype)
+        model = cls(
+            model_config,
+            arrays,
+            temp=model_config.default_temperature if temp is None else float(temp),
+            sampler_decode_steps=sampler_decode_steps,
+            noise_clamp=noise_clamp,
+            eos_threshold=(
+                model_config.default_eos_threshold if eos_threshold is None else eos_threshold
+            ),
+            origin=Path(config_path),
+            has_voice_cloning=has_cloning,
+            has_custom_weights=custom,
+            seed=seed,
+            dtype=dtype,
+        )
+        logger.info("Loaded %s in %.0f ms", config_path, (time.perf_counter() - t0) * 1000)
+        return model
+
+    @property
+    def sample_rate(self) -> int:
+        """Output sample rate (24 000 Hz)."""
+        return self.config.mimi.sample_rate
+
+    @property
+    def device(self) -> str:
+        """Always ``"cpu"``."""
+        return "cpu"
+
+    def seed(self, seed: int) -> None:
+        """Re-seed the noise generator (MT19937 like ``torch.manual_seed``)."""
+        self._noise.seed(int(seed))
+
+    # ------------------------------------------------------------------ voices
+
+    def get_state_for_audio_prompt(
+        self, audio_conditioning: str | Path | np.ndarray | VoiceState, truncate: bool = False
+    ) -> VoiceState:
+        """Voice state for a prompt: a ``.safetensors`` voice file (local, https://, hf://),
+        a predefined voice name, an audio file (any rate, mono or stereo; resampled to 24 kHz)
+        or a mono float array ``[T]`` / ``[1, T]`` already at 24 kHz. ``truncate`` keeps the
+        first 30 s.
+        """
+        if isinstance(audio_conditioning, VoiceState):
+            return audio_conditioning.copy()
+        if isinstance(audio_conditioning, (str, Path)):
+            src = str(audio_conditioning)
+            if _is_safetensors_source(src):
+                return import_model_state(hub.resolve_path(src), self.flow_lm)
+            if isinstance(audio_conditioning, str) and src in hub.PREDEFINED_VOICES:
+                if self.has_custom_weights:
+                    raise ValueError(
+                        f"Predefined voice {src!r} is a state precomputed with the released "
+                        "weights; pass the voice as an audio file instead."
+                    )
+                if self.origin is None or self.origin.parent.resolve() != CONFIGS_DIR.resolve():
+                    raise ValueError(
+                        "Cannot use predefined voices when the model is not loaded from a "
+                        f"packaged language config (origin: {self.origin})."
+                    )
+                return import_model_state(
+                    hub.resolve_path(hub.predefined_voice_path(self.origin.stem, src)),
+                    self.flow_lm,
+                )
+            if not self.has_voice_cloning:
+                raise ValueError(hub.VOICE_CLONING_UNSUPPORTED)
+            if "://" in src:
+                audio_conditioning = hub.resolve_path(src)
+        voice = voice_state_from_audio(self.flow_lm, self.mimi, audio_conditioning, truncate)
+        # The reference's prompt prefill also runs the flow head once and draws noise for it.
+        self._skip_noise(voice.noise_draws)
+        return voice
+
+    def _skip_noise(self, n: int) -> None:
+        buf = np.empty(self.flow_lm.ldim, np.float32)
+        for _ in range(n):
+            self._draw_noise(buf)
+
+    def _draw_noise(self, out: np.ndarray) -> None:
+        std = float(np.float32(self.temp**0.5))
+        self._noise.normal(out, std, self.noise_clamp)
+
+    # ------------------------------------------------------------------ generation
+
+    def _estimate_max_gen_len(self, token_count: int) -> int:
+        seconds = token_count / self._TOKENS_PER_SECOND_ESTIMATE + self._GEN_SECONDS_PADDING
+        return math.ceil(seconds * self.config.mimi.frame_rate)
+
+    def generate_audio(
+        self,
+        model_state: VoiceState | None,
+        text_to_generate: str,
+        max_tokens: int = MAX_TOKEN_PER_CHUNK,
+        frames_after_eos: int | None = None,
+        copy_state: bool = True,
+        *,
+        seed: int | None = None,
+    ) -> np.ndarray:
+        """The whole utterance as one float32 array ``[samples]`` at :attr:`sample_rate`:
+        exactly the concatenation of :meth:`generate_audio_stream`'s chunks."""
+        chunks = [
+            np.array(c, copy=True)
+            for c in self.generate_audio_stream(
+                model_state,
+                text_to_generate,
+                max_tokens=max_tokens,
+                frames_after_eos=frames_after_eos,
+                copy_state=copy_state,
+                seed=seed,
+            )
+        ]
+        if not chunks:
+            return np.zeros(0, np.float32)
+        return np.concatenate(chunks)
+
+    def generate_audio_stream(
+        self,
+        model_state: VoiceState | None,
+        text_to_generate: str,
+        max_tokens: int = MAX_TOKEN_PER_CHUNK,
+        frames_after_eos: int | None = None,
+        copy_state: bool = True,
+        stop: threading.Event | None = None,
+        *,
+        seed: int | None = None,
+        on_text_chunk: Callable[[int, int, str], None] | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Yield float32 audio chunks (multiples of 1920 samples = 80 ms) as soon as they are
+        decoded. Long text is split into chunks of at most ``max_tokens`` tokens at sentence
+        boundaries; each chunk restarts from the voice state (``copy_state=True``) or continues
+        the caller's state (``copy_state=False``, mutating it). Set ``stop`` to cancel.
+        Chunks are views into a buffer owned by the current text chunk: valid forever, and
+        never overwritten. ``seed`` re-seeds the noise generator first; ``on_text_chunk(i, n,
+        text)`` is called before text chunk ``i`` of ``n`` starts (progress reporting)."""
+        if not isinstance(text_to_generate, str):
+            raise TypeError(f"text must be a str, got {type(text_to_generate).__name__}")
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
+        if frames_after_eos is not None and (
+            not isinstance(frames_after_eos, int) or frames_after_eos < 0
+        ):
+            raise ValueError(f"frames_after_eos must be an int >= 0, got {frames_after_eos!r}")
+        if model_state is not None and not isinstance(model_state, VoiceState):
+            raise TypeError("model_state must come from get_state_for_audio_prompt (or be None)")
+        if model_state is not None:
+            model_state.validate(self.flow_lm)
+        chunks = chunk_text_for_generation(
+            self.tokenizer,
+            text_to_generate,
+            max_tokens,
+            frames_after_eos,
+            self.model_recommended_frames_after_eos,
+            self.text_options,
+        )
+        if seed is not None:
+            self.seed(seed)
+        stop = stop if stop is not None else threading.Event()
+        with limit_blas_threads(1):
+            for i, chunk in enumerate(chunks):
+                if stop.is_set():
+                    break
+                if on_text_chunk is not None:
+                    on_text_chunk(i, len(chunks), chunk.text)
+                yield from self._generate_chunk(
+                    model_state, chunk.text, chunk.frames_after_eos, copy_state, stop
+                )
+
+    def _generate_chunk(
+        self,
+        voice: VoiceState | None,
+        text: str,
+        frames_after_eos: int,
+        copy_state: bool,
+        stop: threading.Event,
+    ) -> Iterator[np.ndarray]:
+        lm = self.flow_lm
+        tokens = np.asarray(self.tokenizer.encode(text), dtype=np.int64)
+        max_gen_len = self._estimate_max_gen_len(len(tokens))
+        prefix = 0 if voice is None else voice.offset
+        # Everything this chunk needs, allocated once: KV caches, latents, decoder state, audio.
+        capacity = prefix + len(tokens) + max_gen_len
+        if voice is not None:
+            state = voice.to_flow_state(lm, capacity)
+        else:
+            state = lm.new_state(capacity, max_prefill=max(len(tokens), 1))
+        latents = np.empty((max_gen_len, lm.ldim), np.float32)
+        mimi_in = np.empty((max_gen_len, lm.ldim), np.float32)
+        audio = np.empty(max_gen_len * self.mimi.frame_size, np.float32)
+        decoder = self.mimi.new_decoder_state()
+        frames: queue.Queue[int | BaseException | None] = queue.Queue()
+        abandon = threading.Event()
+
+        lm.prefill(state, lm.embed_tokens(state, tokens))
+        self._skip_noise(1)  # the reference's text prefill draws one noise vector too
+
+        def run_lm() -> None:
+            try:
+                self._autoregress(
+                    state, latents, max_gen_len, frames_after_eos, stop, abandon, frames
+                )
+            except BaseException as exc:  # forwarded to the consumer
+                frames.put(exc)
+            finally:
+                frames.put(None)
+
+        worker = threading.Thread(target=run_lm, name="pocket-tts-flow-lm", daemon=True)
+        worker.start()
+        done = 0
+        fade = self._fade_in
+        try:
+            finished = False
+            while not finished:
+                item = frames.get()
+                n_new = 0
+                while True:
+                    if item is None:
+                        finished = True
+                        break
+                    if isinstance(item, BaseException):
+                        raise item
+                    n_new += 1
+                    cap = self.max_decoder_frames_per_call
+                    if cap > 0 and n_new >= cap:
+                        break
+                    try:
+                        item = frames.get_nowait()
+                    except queue.Empty:
+                        break
+                if n_new == 0:
+                    continue
+                a, b = done, done + n_new
+                np.multiply(latents[a:b], self._emb_std, out=mimi_in[a:b])
+                np.add(mimi_in[a:b], self._emb_mean, out=mimi_in[a:b])
+                out = audio[a * self.mimi.frame_size : b * self.mimi.frame_size]
+                self.mimi.decode(decoder, mimi_in[a:b], out)
+                if a == 0:
+                    n = min(len(fade), len(out))
+                    out[:n] *= fade[:n]
+                done = b
+                yield out
+        finally:
+            abandon.set()
+            worker.join()
+        if not copy_state and voice is not None:
+            voice.kv = np.ascontiguousarray(state.kv[:, :, : state.offset])
+            voice.offset = state.offset
+            voice.noise_draws = 0
+
+    def _autoregress(
+        self,
+        state: FlowLMState,
+        latents: np.ndarray,
+        max_gen_len: int,
+        frames_after_eos: int,
+        stop: threading.Event,
+        abandon: threading.Event,
+        frames: queue.Queue,
+    ) -> None:
+        lm = self.flow_lm
+        x = np.full(lm.ldim, np.nan, np.float32)
+        noise = np.empty(lm.ldim, np.float32)
+        cond = np.empty(lm.cond_dim, np.float32)
+        eos_step = None
+        stats = self.last_chunk_stats = {
+            "max_gen_len": max_gen_len,
+            "eos_step": None,
+            "frames": 0,
+            "eos_logits": np.full(max_gen_len, np.nan, np.float32),
+        }
+        for step in range(max_gen_len):
+            if stop.is_set() or abandon.is_set():
+                return
+            self._draw_noise(noise)
+            eos = lm.step(state, x, noise, latents[step], cond, self.sampler_decode_steps)
+            stats["eos_logits"][step] = eos
+            if (
+                eos > self.eos_threshold
+                and eos_step is None
+                and step >= self._MIN_FRAMES_BEFORE_EOS
+            ):
+                eos_step = stats["eos_step"] = step
+            if eos_step is not None and step >= eos_step + frames_after_eos:
+                return
+            stats["frames"] = step + 1
+            frames.put(step)
+            x = latents[step]
+        logger.warning(
+            "Maximum generation length reached without EOS, this very often indicates an error."
+        )
+
+
+def _torch_linspace_0_1(steps: int) -> np.ndarray:
+    """``torch.linspace(0, 1, steps)`` in float32, bit for bit (the fade-in ramp): torch fills
+    the first half as ``start + i*step`` and the second half as ``end - (steps-1-i)*step``."""
+    step = np.float32(1.0 / (steps - 1))
+    i = np.arange(steps)
+    half = steps // 2
+    out = np.where(
+        i < half,
+        np.float32(0) + step * i.astype(np.float32),
+        np.float32(1) - step * (steps - 1 - i).astype(np.float32),
+    )
+    return out.astype(np.float32)

@@ -1,0 +1,302 @@
+"""The Mimi C kernels (csrc/conv.c, seanet.c) against float64 numpy twins of the reference math.
+
+Each twin is written the reference's way (channels-major, ``torch.nn.Conv1d`` /
+``ConvTranspose1d`` semantics, the streaming ``previous`` / ``partial`` state updates of
+``modules/conv.py``) in float64; the kernels run time-major in float32 over irregular chunkings.
+
+Error budget: a float32 dot product of n terms computed in any order is within
+``n * eps32 * sum|terms|`` of the exact value (eps32 = 2^-24 per operation); rounding errors
+of BLAS kernels add up like a random walk in practice, so we allow
+``BUDGET * sqrt(n) * eps32 * sum|terms| + eps32 * |y|``: with BUDGET = 8 this is far above the
+typical error and far below anything a wrong tap, offset or state would produce.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pocket_tts._native import _mimi
+from pocket_tts.mimi import pack_conv1d, pack_convtr1d, pack_depthwise_convtr1d
+
+EPS32 = 2.0**-24
+BUDGET = 8.0
+
+
+def chunks_of(x: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    """Split time-major x[T, C] into consecutive chunks of the given row counts."""
+    assert sum(sizes) == x.shape[0]
+    out, t = [], 0
+    for n in sizes:
+        out.append(x[t : t + n])
+        t += n
+    return out
+
+
+def check(got: np.ndarray, want: np.ndarray, mag: np.ndarray, n: int) -> None:
+    """|got - want| within the budget, elementwise (mag = sum of |terms| per output)."""
+    bound = BUDGET * np.sqrt(n) * EPS32 * mag + EPS32 * np.abs(want) + 1e-30
+    err = np.abs(got.astype(np.float64) - want)
+    worst = float((err / bound).max())
+    assert worst <= 1.0, f"error {float(err.max()):.3g} exceeds the budget (ratio {worst:.3g})"
+
+
+# ---------------------------------------------------------------------------------------------
+# float64 twins (channels-major [C, T], like the reference)
+# ---------------------------------------------------------------------------------------------
+
+
+def conv1d_twin(x, w, b, stride, dilation, replicate, chunk_sizes):
+    """StreamingConv1d over chunks: previous = last K_eff - S inputs (zeros, or the first
+    sample repeated with replicate padding); returns (y, sum|terms|), both [C_out, T/S]."""
+    c_out, c_in, k = w.shape
+    keff = (k - 1) * dilation + 1
+    tp = keff - stride
+    prev = np.zeros((c_in, tp))
+    first = True
+    ys, mags = [], []
+    t0 = 0
+    for n in chunk_sizes:
+        xc = x[:, t0 : t0 + n]
+        t0 += n
+        if tp and replicate and first:
+            prev[:] = xc[:, :1]
+        first = False
+        xx = np.concatenate([prev, xc], axis=1)
+        nout = (xx.shape[1] - keff) // stride + 1
+        y = np.zeros((c_out, nout))
+        mag = np.zeros((c_out, nout))
+        for t in range(nout):
+            win = xx[:, t * stride : t * stride + keff : dilation]  # [c_in, k]
+            y[:, t] = np.einsum("ock,ck->o", w, win)
+            mag[:, t] = np.einsum("ock,ck->o", np.abs(w), np.abs(win))
+        if b is not None:
+            y += b[:, None]
+            mag += np.abs(b)[:, None]
+        if tp:
+            prev = xx[:, -tp:]
+        ys.append(y)
+        mags.append(mag)
+    return np.concatenate(ys, axis=1), np.concatenate(mags, axis=1)
+
+
+def convtr1d_twin(x, w, b, stride, chunk_sizes, groups=1):
+    """StreamingConvTranspose1d over chunks with the reference's `partial` state (bias
+    counted once, tail kept for the next call); returns (y, sum|terms|), [C_out, T*S]."""
+    c_in, c_out_g, k = w.shape
+    c_out = c_out_g * groups
+    pt = k - stride
+    partial = np.zeros((c_out, pt))
+    partial_mag = np.zeros((c_out, pt))
+    ys, mags = [], []
+    t0 = 0
+    for n in chunk_sizes:
+        xc = x[:, t0 : t0 + n]
+        t0 += n
+        full = np.zeros((c_out, (n - 1) * stride + k))
+        fmag = np.zeros_like(full)
+        for t in range(n):
+            if groups == 1:
+                contrib = np.einsum("c,cok->ok", xc[:, t], w)
+                cmag = np.einsum("c,cok->ok", np.abs(xc[:, t]), np.abs(w))
+            else:  # depthwise
+                contrib = xc[:, t, None] * w[:, 0, :]
+                cmag = np.abs(contrib)
+            full[:, t * stride : t * stride + k] += contrib
+            fmag[:, t * stride : t * stride + k] += cmag
+        if b is not None:
+            full += b[:, None]
+            fmag += np.abs(b)[:, None]
+        if pt:
+            full[:, :pt] += partial
+            fmag[:, :pt] += partial_mag
+            partial = full[:, -pt:] - (b[:, None] if b is not None else 0)
+            partial_mag = fmag[:, -pt:] - (np.abs(b)[:, None] if b is not None else 0)
+            full, fmag = full[:, :-pt], fmag[:, :-pt]
+        ys.append(full)
+        mags.append(fmag)
+    return np.concatenate(ys, axis=1), np.concatenate(mags, axis=1)
+
+
+def elu64(x):
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# tests
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["avx2", "generic"])
+def isa(request):
+    if request.param == "avx2" and not _mimi.has_avx2():
+        pytest.skip("no AVX2/FMA on this CPU")
+    _mimi.force_generic(request.param == "generic")
+    yield request.param
+    _mimi.force_generic(False)
+
+
+CONV_CASES = [
+    # c_in, c_out, K, S, dilation, replicate, bias, chunk sizes (input rows)
+    (1, 8, 7, 1, 1, False, True, [5, 1, 17, 9]),  # SEANet first conv (k7, one channel)
+    (16, 8, 3, 1, 1, False, True, [4, 4, 1, 30]),  # residual k3
+    (16, 8, 3, 1, 2, False, True, [3, 11, 7]),  # dilated residual
+    (12, 6, 1, 1, 1, False, True, [6, 10]),  # 1x1 (GEMM straight on the input)
+    (8, 16, 8, 4, 1, False, True, [4, 12, 8, 16]),  # encoder downsampling conv K=2S
+    (10, 20, 10, 5, 1, False, True, [5, 25, 10]),
+    (5, 3, 4, 4, 1, False, True, [8, 4, 12]),  # K == S: no history, no im2col
+    (16, 4, 32, 16, 1, True, False, [16, 48, 32]),  # ConvDownsample1d: replicate, no bias
+    (16, 4, 32, 16, 1, True, False, [48, 16]),
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv1d_streaming_matches_twin(case) -> None:
+    c_in, c_out, k, s, dil, rep, bias, sizes = case
+    rng = np.random.default_rng([c_in, c_out, k, s, dil, int(rep), int(bias), *sizes])
+    w = rng.standard_normal((c_out, c_in, k)).astype(np.float32) / np.sqrt(c_in * k)
+    b = rng.standard_normal(c_out).astype(np.float32) if bias else None
+    x = rng.standard_normal((sum(sizes), c_in)).astype(np.float32)
+    x[0] += 2.0  # make replicate padding visible
+    spec = pack_conv1d(w, b, stride=s, dilation=dil, replicate=rep)
+    got = np.concatenate(_mimi.conv1d_stream(spec, chunks_of(x, sizes)))
+    want, mag = conv1d_twin(
+        x.T.astype(np.float64),
+        w.astype(np.float64),
+        None if b is None else b.astype(np.float64),
+        s,
+        dil,
+        rep,
+        sizes,
+    )
+    assert got.shape == want.T.shape
+    check(got, want.T, mag.T, c_in * k)
+
+
+def test_conv1d_chunking_is_only_rounding() -> None:
+    """The same stream cut differently gives the same output (to rounding)."""
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((6, 8, 3)).astype(np.float32)
+    spec = pack_conv1d(w, np.zeros(6, np.float32))
+    x = rng.standard_normal((40, 8)).astype(np.float32)
+    a = np.concatenate(_mimi.conv1d_stream(spec, [x]))
+    b = np.concatenate(_mimi.conv1d_stream(spec, chunks_of(x, [1] * 40)))
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+CONVTR_CASES = [
+    # c_in, c_out, K, S, bias, chunk sizes
+    (8, 4, 12, 6, True, [1, 3, 2, 5]),  # SEANet decoder x6
+    (6, 3, 10, 5, True, [4, 1, 1]),  # x5
+    (4, 2, 8, 4, False, [2, 7]),  # x4, no bias
+    (5, 3, 7, 3, True, [3, 2, 4]),  # K not a multiple of S (3 taps, last one partial)
+    (4, 4, 3, 3, True, [2, 2]),  # K == S: no history
+]
+
+
+@pytest.mark.parametrize("case", CONVTR_CASES)
+def test_convtr1d_streaming_matches_twin(case) -> None:
+    c_in, c_out, k, s, bias, sizes = case
+    rng = np.random.default_rng([c_in, c_out, k, s, int(bias), *sizes])
+    w = rng.standard_normal((c_in, c_out, k)).astype(np.float32) / np.sqrt(2 * c_in)
+    b = rng.standard_normal(c_out).astype(np.float32) if bias else None
+    x = rng.standard_normal((sum(sizes), c_in)).astype(np.float32)
+    got = np.concatenate(_mimi.convtr1d_stream(pack_convtr1d(w, b, stride=s), chunks_of(x, sizes)))
+    want, mag = convtr1d_twin(
+        x.T.astype(np.float64),
+        w.astype(np.float64),
+        None if b is None else b.astype(np.float64),
+        s,
+        sizes,
+    )
+    assert got.shape == (sum(sizes) * s, c_out)
+    check(got, want.T, mag.T, c_in * -(-k // s))
+
+
+@pytest.mark.parametrize(
+    "C,k,s,bias,sizes",
+    [(16, 32, 16, False, [1, 1, 3, 1, 2]), (8, 5, 2, True, [3, 1, 4]), (4, 4, 4, False, [2, 1])],
+)
+def test_depthwise_convtr_matches_twin(C, k, s, bias, sizes) -> None:
+    rng = np.random.default_rng(C * 100 + k)
+    w = rng.standard_normal((C, 1, k)).astype(np.float32)
+    b = rng.standard_normal(C).astype(np.float32) if bias else None
+    x = rng.standard_normal((sum(sizes), C)).astype(np.float32)
+    got = np.concatenate(
+        _mimi.depthwise_stream(pack_depthwise_convtr1d(w, s), b, k, s, chunks_of(x, sizes))
+    )
+    want, mag = convtr1d_twin(
+        x.T.astype(np.float64),
+        w.astype(np.float64),
+        None if b is None else b.astype(np.float64),
+        s,
+        sizes,
+        groups=C,
+    )
+    check(got, want.T, mag.T, 2)
+
+
+def test_depthwise_upsampler_is_bit_exact_float32() -> None:
+    """Each upsampled sample is x[t] w[j] + x[t-1] w[S+j] in float32, the reference's order."""
+    rng = np.random.default_rng(3)
+    C, k, s = 8, 32, 16
+    w = rng.standard_normal((C, 1, k)).astype(np.float32)
+    x = rng.standard_normal((4, C)).astype(np.float32)
+    got = np.concatenate(
+        _mimi.depthwise_stream(pack_depthwise_convtr1d(w, s), None, k, s, chunks_of(x, [1] * 4))
+    )
+    prev = np.zeros(C, np.float32)
+    for t in range(4):
+        for j in range(s):
+            want = x[t] * w[:, 0, j] + prev * w[:, 0, s + j]
+            assert np.array_equal(got[t * s + j], want)
+        prev = x[t]
+
+
+def test_elu_matches_twin(isa) -> None:
+    rng = np.random.default_rng(0)
+    x = np.concatenate(
+        [
+            rng.standard_normal(10007).astype(np.float32) * 3,
+            np.linspace(-30, 5, 4001, dtype=np.float32),
+            np.float32([-1e-30, -1e-8, -0.34657, -0.34658, 0.0, -0.0, 1e-30, 100.0, -100.0]),
+        ]
+    )
+    got = _mimi.elu(x)
+    want = elu64(x.astype(np.float64))
+    # Within 2 ulp of the exact value (libm expm1f is within 1).
+    assert np.all(np.abs(got - want) <= 2 * EPS32 * np.abs(want) + 1e-45)
+    special = np.float32([np.nan, np.inf, -np.inf])
+    s = _mimi.elu(special)
+    assert np.isnan(s[0]) and s[1] == np.inf and s[2] == -1.0
+    # The result of an element depends only on its value (vector body and tail agree).
+    for n in (1, 7, 8, 9, 23):
+        assert np.array_equal(_mimi.elu(x[:n]), got[:n])
+        assert np.array_equal(_mimi.elu(x[5 : 5 + n]), got[5 : 5 + n])
+
+
+@pytest.mark.parametrize("dilation", [1, 3])
+def test_resblock_matches_twin(isa, dilation: int) -> None:
+    rng = np.random.default_rng(dilation)
+    dim, hid, sizes = 12, 6, [5, 1, 9, 16]
+    w1 = rng.standard_normal((hid, dim, 3)).astype(np.float32) / np.sqrt(3 * dim)
+    b1 = rng.standard_normal(hid).astype(np.float32) * 0.1
+    w2 = rng.standard_normal((dim, hid, 1)).astype(np.float32) / np.sqrt(hid)
+    b2 = rng.standard_normal(dim).astype(np.float32) * 0.1
+    x = rng.standard_normal((sum(sizes), dim)).astype(np.float32)
+    got = np.concatenate(
+        _mimi.resblock_stream(
+            pack_conv1d(w1, b1, dilation=dilation), pack_conv1d(w2, b2), chunks_of(x, sizes)
+        )
+    )
+    x64 = x.T.astype(np.float64)
+    h, mag1 = conv1d_twin(
+        elu64(x64), w1.astype(np.float64), b1.astype(np.float64), 1, dilation, False, sizes
+    )
+    v, mag2 = conv1d_twin(
+        elu64(h), w2.astype(np.float64), b2.astype(np.float64), 1, 1, False, sizes
+    )
+    want = x64 + v
+    # Error of the hidden layer propagates through conv2: budget on |w2| |h| with mag1 folded in.
+    mag = np.abs(x64) + np.einsum("oc,ct->ot", np.abs(w2[:, :, 0]), mag1) + mag2
+    check(got, want.T, mag.T, 3 * dim + hid)
