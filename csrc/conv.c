@@ -1,5 +1,6 @@
 #include <string.h>
 #include "conv.h"
+#include "gemm.h"
 #include "linear.h"
 
 int pt_conv1d_history(const PtConv1d *c) {
@@ -47,7 +48,10 @@ void pt_conv1d_forward(const PtConv1d *c, PtConv1dState *s, float *xp, int T, fl
         }
         a = col;
     }
-    pt_linear(y, a, c->w, c->b, To, K * C, c->c_out, accumulate);
+    if (c->wp)
+        pt_gemm_packed(y, c->c_out, a, K * C, c->wp, To, c->c_out, K * C, c->b, accumulate);
+    else
+        pt_linear(y, a, c->w, c->b, To, K * C, c->c_out, accumulate);
     if (P > 0) memcpy(s->hist, xp + (size_t)T * C, (size_t)P * row);
 }
 
@@ -64,7 +68,11 @@ void pt_convtr1d_forward(const PtConvTr1d *c, float *hist, float *xp, int T, flo
     for (int g = 0; g < c->taps; g++) {
         /* Row t of this view is input x[t - g] (history rows first). */
         const float *a = xp + (size_t)(H - g) * C;
-        pt_matmul(y, a, c->w + (size_t)g * C * N, T, C, N, g > 0 || c->b != NULL);
+        if (c->wp)
+            pt_gemm_packed(y, N, a, C, c->wp + (size_t)g * pt_packed_size(N, C), T, N, C, NULL,
+                           g > 0 || c->b != NULL);
+        else
+            pt_matmul(y, a, c->w + (size_t)g * C * N, T, C, N, g > 0 || c->b != NULL);
     }
     if (H > 0) memcpy(hist, xp + (size_t)T * C, (size_t)H * C * sizeof(float));
 }

@@ -32,6 +32,7 @@ typedef struct {
     int replicate;   /* 1: replicate left padding (ConvDownsample1d); 0: zeros */
     const float *w;  /* [c_out, kernel * c_in] */
     const float *b;  /* [c_out] or NULL */
+    const float *wp; /* w packed by pt_pack_nt (gemm.h), or NULL to use BLAS */
 } PtConv1d;
 
 /* Streaming state of one Conv1d. */
@@ -47,6 +48,7 @@ typedef struct {
     int taps;        /* ceil(kernel / stride) */
     const float *w;  /* [taps, c_in, stride * c_out] */
     const float *b;  /* [c_out] or NULL */
+    const float *wp; /* per tap, w_g packed by pt_pack_nn (gemm.h), or NULL to use BLAS */
 } PtConvTr1d;
 
 /* History rows of a Conv1d: (kernel - 1) * dilation + 1 - stride (>= 0). */

@@ -5,6 +5,7 @@ cdef extern from "conv.h" nogil:
         int replicate
         const float *w
         const float *b
+        const float *wp
     ctypedef struct PtConv1dState:
         float *hist
         int first
@@ -13,6 +14,7 @@ cdef extern from "conv.h" nogil:
         int taps
         const float *w
         const float *b
+        const float *wp
     int pt_conv1d_history(const PtConv1d *c)
     size_t pt_conv1d_col_size(const PtConv1d *c, int T)
     void pt_conv1d_reset(const PtConv1d *c, PtConv1dState *s)

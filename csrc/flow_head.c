@@ -2,7 +2,12 @@
 #include <string.h>
 #include "flow_head.h"
 #include "elementwise.h"
-#include "linear.h"
+#include "gemm.h"
+
+/* y[out] = x[in] . W^T + b with W in gemm.h panels (every head matrix is packed at load). */
+static void lin(float *y, const float *x, const float *wp, const float *b, int in, int out) {
+    pt_gemm_packed(y, out, x, in, wp, 1, out, in, b, 0);
+}
 
 size_t pt_flow_head_scratch_size(const PtFlowHead *f) {
     /* y, sy, x, h, h2, mod(3W), temb(256), tmp(W), v(ldim), cur(ldim) */
@@ -16,9 +21,9 @@ static void time_embed(const PtTimeEmbedWeights *te, float t, int W, float *out,
         emb[k] = cosf(a);
         emb[k + 128] = sinf(a);
     }
-    pt_linear(tmp, emb, te->w0, te->b0, 1, 256, W, 0);
+    lin(tmp, emb, te->w0, te->b0, 256, W);
     pt_silu(tmp, tmp, (size_t)W);
-    pt_linear(out, tmp, te->w2, te->b2, 1, W, W, 0);
+    lin(out, tmp, te->w2, te->b2, W, W);
     pt_rms_norm_unbiased(out, out, te->alpha, 1, W, 1e-5f);
 }
 
@@ -28,8 +33,8 @@ static void velocity(const PtFlowHead *f, const float *c, const float *ts, const
     int W = f->width;
     float *y = scratch, *sy = y + W, *xh = sy + W, *h = xh + W, *h2 = h + W;
     float *mod = h2 + W, *emb = mod + 3 * W, *tmp = emb + 256, *te_sum = tmp + W;
-    pt_linear(xh, x, f->in_w, f->in_b, 1, f->ldim, W, 0);
-    pt_linear(y, c, f->cond_w, f->cond_b, 1, f->cond_dim, W, 0);
+    lin(xh, x, f->in_w, f->in_b, f->ldim, W);
+    lin(y, c, f->cond_w, f->cond_b, f->cond_dim, W);
     if (f->num_time_conds) {
         /* Reference: y + (sum_j emb_j(t_j)) / n_t. */
         for (int j = 0; j < f->num_time_conds; j++) {
@@ -43,19 +48,19 @@ static void velocity(const PtFlowHead *f, const float *c, const float *ts, const
     pt_silu(sy, y, (size_t)W);
     for (int b = 0; b < f->depth; b++) {
         const PtResBlockWeights *rb = &f->blocks[b];
-        pt_linear(mod, sy, rb->ada_w, rb->ada_b, 1, W, 3 * W, 0);
+        lin(mod, sy, rb->ada_w, rb->ada_b, W, 3 * W);
         const float *shift = mod, *scale = mod + W, *gate = mod + 2 * W;
         pt_layer_norm(h, xh, rb->ln_w, rb->ln_b, 1, W, 1e-6f);
         for (int i = 0; i < W; i++) h[i] = h[i] * (1.0f + scale[i]) + shift[i];
-        pt_linear(h2, h, rb->w0, rb->b0, 1, W, W, 0);
+        lin(h2, h, rb->w0, rb->b0, W, W);
         pt_silu(h2, h2, (size_t)W);
-        pt_linear(h, h2, rb->w2, rb->b2, 1, W, W, 0);
+        lin(h, h2, rb->w2, rb->b2, W, W);
         for (int i = 0; i < W; i++) xh[i] = xh[i] + gate[i] * h[i];
     }
-    pt_linear(mod, sy, f->final_ada_w, f->final_ada_b, 1, W, 2 * W, 0);
+    lin(mod, sy, f->final_ada_w, f->final_ada_b, W, 2 * W);
     pt_layer_norm(h, xh, NULL, NULL, 1, W, 1e-6f);
     for (int i = 0; i < W; i++) h[i] = h[i] * (1.0f + mod[W + i]) + mod[i];
-    pt_linear(out, h, f->final_w, f->final_b, 1, W, f->ldim, 0);
+    lin(out, h, f->final_w, f->final_b, W, f->ldim);
 }
 
 void pt_flow_head_sample(const PtFlowHead *f, const float *c, const float *noise, int steps,

@@ -1,4 +1,6 @@
-/* The flow-LM sampler head (SimpleMLPAdaLN) and its decoders (lsd, flow_matching, drifting,
+/* Every weight matrix below is packed in gemm.h panels (16 output columns), biases are plain.
+ *
+ * The flow-LM sampler head (SimpleMLPAdaLN) and its decoders (lsd, flow_matching, drifting,
  * pointwise): latent = decode(v(c, ., x), noise). One vector per call (batch 1). */
 #ifndef PT_FLOW_HEAD_H
 #define PT_FLOW_HEAD_H

@@ -8,7 +8,7 @@ cdef extern from "attention.h" nogil:
         int context
         int64_t offset
 
-from matvec cimport PtMatrix
+from gemm cimport PtMatrix
 
 cdef extern from "transformer.h" nogil:
     ctypedef struct PtTransformerShape:
@@ -18,18 +18,14 @@ cdef extern from "transformer.h" nogil:
     ctypedef struct PtLayerWeights:
         const float *norm1_w
         const float *norm1_b
-        const float *in_proj
-        const float *out_proj
+        PtMatrix in_proj
+        PtMatrix out_proj
         const float *norm2_w
         const float *norm2_b
-        const float *linear1
-        const float *linear2
+        PtMatrix linear1
+        PtMatrix linear2
         const float *scale1
         const float *scale2
-        PtMatrix in_proj_m
-        PtMatrix out_proj_m
-        PtMatrix linear1_m
-        PtMatrix linear2_m
     size_t pt_transformer_scratch_size(const PtTransformerShape *s, int T, int max_keys)
     int pt_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w,
                              PtKVCache *cache, float *x, int T, float *scratch)

@@ -1,25 +1,18 @@
 #include <stddef.h>
 #include "transformer.h"
 #include "elementwise.h"
-#include "linear.h"
 
 size_t pt_transformer_scratch_size(const PtTransformerShape *s, int T, int max_keys) {
     size_t attn = (size_t)s->num_heads * s->head_dim;
     size_t qkv = attn + 2 * (size_t)s->num_kv_heads * s->head_dim;
     size_t wide = qkv > (size_t)s->ffn_dim ? qkv : (size_t)s->ffn_dim;
     /* h [T,d] + wide [T, max(qkv, ffn)] + attn_out [T, attn] + scores [max_keys] */
-    size_t widest_in = (size_t)(s->ffn_dim > s->d_model ? s->ffn_dim : s->d_model);
-    if (attn > widest_in) widest_in = attn;
-    /* + widening buffer of pt_matmat's large-T path for compact weights */
-    return (size_t)T * s->d_model + (size_t)T * wide + (size_t)T * attn + (size_t)max_keys +
-           64 * widest_in + 128;
+    return (size_t)T * s->d_model + (size_t)T * wide + (size_t)T * attn + (size_t)max_keys + 64;
 }
 
-/* y[T, out] = x[T, in] . W^T through the compact matrix when present, else fp32 BLAS. */
-static void layer_linear(float *y, const float *x, const float *w32, const PtMatrix *m, int T,
-                         int in, int out, float *widen) {
-    if (m->data) pt_matmat(y, x, m, T, 0, widen);
-    else pt_linear(y, x, w32, NULL, T, in, out, 0);
+/* y[T, out] = x[T, in] . W^T */
+static void layer_linear(float *y, const float *x, const PtMatrix *m, int T) {
+    pt_gemm(y, m->out, x, m->in, m, T, NULL, 0);
 }
 
 int pt_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w, PtKVCache *cache,
@@ -31,10 +24,9 @@ int pt_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w, P
     float *big = h + (size_t)T * d;
     float *att = big + (size_t)T * wide;
     float *scores = att + (size_t)T * attn;
-    float *widen = scores + ((cache->context ? cache->context : cache->capacity) + 64);
 
     pt_layer_norm(h, x, w->norm1_w, w->norm1_b, T, d, 1e-5f);
-    layer_linear(big, h, w->in_proj, &w->in_proj_m, T, d, qkv_dim, widen);
+    layer_linear(big, h, &w->in_proj, T);
     /* q, k live strided inside big[T, qkv_dim]; rotate each head row in place. */
     for (int t = 0; t < T; t++) {
         float *row = big + (size_t)t * qkv_dim;
@@ -44,7 +36,7 @@ int pt_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w, P
     if (pt_attention(att, big, big + attn, big + attn + kvd, cache, T, H, Hkv, D, qkv_dim,
                      qkv_dim, scores) != 0)
         return -1;
-    layer_linear(h, att, w->out_proj, &w->out_proj_m, T, attn, d, widen);
+    layer_linear(h, att, &w->out_proj, T);
     size_t n = (size_t)T * d;
     if (w->scale1) {
         for (size_t i = 0; i < n; i++) x[i] += w->scale1[i % d] * h[i];
@@ -52,9 +44,9 @@ int pt_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w, P
         for (size_t i = 0; i < n; i++) x[i] += h[i];
     }
     pt_layer_norm(h, x, w->norm2_w, w->norm2_b, T, d, 1e-5f);
-    layer_linear(big, h, w->linear1, &w->linear1_m, T, d, ff, widen);
+    layer_linear(big, h, &w->linear1, T);
     pt_gelu_tanh(big, (size_t)T * ff);
-    layer_linear(h, big, w->linear2, &w->linear2_m, T, ff, d, widen);
+    layer_linear(h, big, &w->linear2, T);
     if (w->scale2) {
         for (size_t i = 0; i < n; i++) x[i] += w->scale2[i % d] * h[i];
     } else {

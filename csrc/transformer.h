@@ -5,7 +5,7 @@
 #define PT_TRANSFORMER_H
 #include <stddef.h>
 #include "attention.h"
-#include "matvec.h"
+#include "gemm.h"
 
 typedef struct {
     int d_model, num_heads, num_kv_heads, head_dim, ffn_dim;
@@ -15,15 +15,12 @@ typedef struct {
 
 typedef struct {
     const float *norm1_w, *norm1_b;   /* [d] */
-    const float *in_proj;             /* [H*D + 2*H_kv*D, d] */
-    const float *out_proj;            /* [d, H*D] */
+    PtMatrix in_proj;                 /* [H*D + 2*H_kv*D, d], packed (gemm.h) */
+    PtMatrix out_proj;                /* [d, H*D] */
     const float *norm2_w, *norm2_b;   /* [d] */
-    const float *linear1;             /* [ffn, d] */
-    const float *linear2;             /* [d, ffn] */
+    PtMatrix linear1;                 /* [ffn, d] */
+    PtMatrix linear2;                 /* [d, ffn] */
     const float *scale1, *scale2;     /* [d] layer scale, or NULL */
-    /* The same four matrices in compact storage (fp16/bf16/int8); used instead of the float
-     * pointers above when their .data is non-NULL. */
-    PtMatrix in_proj_m, out_proj_m, linear1_m, linear2_m;
 } PtLayerWeights;
 
 /* Scratch floats needed to run T tokens at once with up to `max_keys` attended keys. */

@@ -16,7 +16,7 @@ from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
 from linear cimport pt_blas_set, pt_sgemm_fn, pt_sgemv_fn
 from rng cimport PtRng, pt_rng_seed, pt_rng_normal, pt_rng_trunc_normal, pt_rng_u32
 from flow_lm cimport *
-from matvec cimport PtMatrix, PT_F32, PT_F16, PT_BF16, PT_I8
+from gemm cimport PtMatrix, PT_PANEL, PT_F32, PT_F16, PT_BF16, PT_I8, pt_packed_size, pt_pack_nt
 
 cnp.import_array()
 pt_blas_set(<pt_sgemm_fn>sgemm, <pt_sgemv_fn>sgemv)
@@ -48,16 +48,19 @@ _STORAGE_NP = {"float32": np.float32, "float16": np.uint16, "bfloat16": np.uint1
                "int8": np.int8}
 
 
-cdef int _matrix(PtMatrix *m, dict keep, dict w, str name, str storage) except -1:
-    """Point ``m`` at weight ``name`` held in ``storage`` (see pocket_tts.weights)."""
+cdef int _matrix(PtMatrix *m, dict keep, dict w, str name, str storage, int out) except -1:
+    """Point ``m`` at weight ``name``: panels ``[ceil(out/16), in, 16]`` in ``storage`` (see
+    pocket_tts.weights)."""
     cdef cnp.ndarray a = w[name]
     cdef cnp.ndarray s
-    if a.dtype != _STORAGE_NP[storage] or not a.flags.c_contiguous or a.ndim != 2:
-        raise ValueError(f"{name}: expected a C-contiguous 2-D {storage} matrix, got {a.dtype}")
+    if (a.dtype != _STORAGE_NP[storage] or not a.flags.c_contiguous or a.ndim != 3
+            or a.shape[2] != PT_PANEL or a.shape[0] != (out + PT_PANEL - 1) // PT_PANEL):
+        raise ValueError(f"{name}: expected {storage} panels for {out} outputs, got "
+                         f"{a.dtype} {np.shape(a)}")
     keep[name] = a
     m.data = cnp.PyArray_DATA(a)
     m.dtype = _STORAGE[storage]
-    m.out = a.shape[0]
+    m.out = out
     m.n_in = a.shape[1]
     m.scale = NULL
     if storage == "int8":
@@ -65,6 +68,18 @@ cdef int _matrix(PtMatrix *m, dict keep, dict w, str name, str storage) except -
         keep[name + ".scale"] = s
         m.scale = <const float *>cnp.PyArray_DATA(s)
     return 0
+
+
+cdef const float *_packed_ptr(dict keep, dict w, str name) except NULL:
+    """Pack float32 matrix ``name`` [out, in] into gemm.h panels (kept alive in ``keep``)."""
+    cdef cnp.ndarray a = np.ascontiguousarray(w[name], dtype=np.float32)
+    if a.ndim != 2:
+        raise ValueError(f"{name}: expected a matrix")
+    cdef cnp.ndarray out = np.empty(pt_packed_size(a.shape[0], a.shape[1]), np.float32)
+    pt_pack_nt(<float *>cnp.PyArray_DATA(out), <const float *>cnp.PyArray_DATA(a),
+               a.shape[0], a.shape[1])
+    keep[name] = out
+    return <const float *>cnp.PyArray_DATA(out)
 
 
 cdef class NoiseSource:
@@ -180,14 +195,15 @@ cdef class FlowLMKernel:
             q = f"{p}transformer.layers.{i}."
             self.layer_weights[i].norm1_w = _ptr(keep, w, q + "norm1.weight")
             self.layer_weights[i].norm1_b = _ptr(keep, w, q + "norm1.bias")
-            _matrix(&self.layer_weights[i].in_proj_m, keep, w, q + "self_attn.in_proj.weight",
-                    storage)
-            _matrix(&self.layer_weights[i].out_proj_m, keep, w, q + "self_attn.out_proj.weight",
-                    storage)
+            _matrix(&self.layer_weights[i].in_proj, keep, w, q + "self_attn.in_proj.weight",
+                    storage, (num_heads + 2 * num_kv_heads) * head_dim)
+            _matrix(&self.layer_weights[i].out_proj, keep, w, q + "self_attn.out_proj.weight",
+                    storage, d)
             self.layer_weights[i].norm2_w = _ptr(keep, w, q + "norm2.weight")
             self.layer_weights[i].norm2_b = _ptr(keep, w, q + "norm2.bias")
-            _matrix(&self.layer_weights[i].linear1_m, keep, w, q + "linear1.weight", storage)
-            _matrix(&self.layer_weights[i].linear2_m, keep, w, q + "linear2.weight", storage)
+            _matrix(&self.layer_weights[i].linear1, keep, w, q + "linear1.weight", storage,
+                    ffn_dim)
+            _matrix(&self.layer_weights[i].linear2, keep, w, q + "linear2.weight", storage, d)
         self.m.layers = self.layer_weights
         self.m.ldim = self.ldim
         self.m.input_linear = _ptr(keep, w, p + "input_linear.weight")
@@ -221,29 +237,29 @@ cdef class FlowLMKernel:
         self.m.head.num_time_conds = {"lsd": 2, "flow_matching": 1}.get(flow_type, 0)
         for j in range(self.m.head.num_time_conds):
             t = f"{f}time_embed.{j}."
-            self.m.head.time[j].w0 = _ptr(keep, w, t + "mlp.0.weight")
+            self.m.head.time[j].w0 = _packed_ptr(keep, w, t + "mlp.0.weight")
             self.m.head.time[j].b0 = _ptr(keep, w, t + "mlp.0.bias")
-            self.m.head.time[j].w2 = _ptr(keep, w, t + "mlp.2.weight")
+            self.m.head.time[j].w2 = _packed_ptr(keep, w, t + "mlp.2.weight")
             self.m.head.time[j].b2 = _ptr(keep, w, t + "mlp.2.bias")
             self.m.head.time[j].alpha = _ptr(keep, w, t + "mlp.3.alpha")
             self.m.head.time[j].freqs = _ptr(keep, w, t + "freqs")
-        self.m.head.cond_w = _ptr(keep, w, f + "cond_embed.weight")
+        self.m.head.cond_w = _packed_ptr(keep, w, f + "cond_embed.weight")
         self.m.head.cond_b = _ptr(keep, w, f + "cond_embed.bias")
-        self.m.head.in_w = _ptr(keep, w, f + "input_proj.weight")
+        self.m.head.in_w = _packed_ptr(keep, w, f + "input_proj.weight")
         self.m.head.in_b = _ptr(keep, w, f + "input_proj.bias")
         for b in range(flow_depth):
             r = f"{f}res_blocks.{b}."
             self.m.head.blocks[b].ln_w = _ptr(keep, w, r + "in_ln.weight")
             self.m.head.blocks[b].ln_b = _ptr(keep, w, r + "in_ln.bias")
-            self.m.head.blocks[b].w0 = _ptr(keep, w, r + "mlp.0.weight")
+            self.m.head.blocks[b].w0 = _packed_ptr(keep, w, r + "mlp.0.weight")
             self.m.head.blocks[b].b0 = _ptr(keep, w, r + "mlp.0.bias")
-            self.m.head.blocks[b].w2 = _ptr(keep, w, r + "mlp.2.weight")
+            self.m.head.blocks[b].w2 = _packed_ptr(keep, w, r + "mlp.2.weight")
             self.m.head.blocks[b].b2 = _ptr(keep, w, r + "mlp.2.bias")
-            self.m.head.blocks[b].ada_w = _ptr(keep, w, r + "adaLN_modulation.1.weight")
+            self.m.head.blocks[b].ada_w = _packed_ptr(keep, w, r + "adaLN_modulation.1.weight")
             self.m.head.blocks[b].ada_b = _ptr(keep, w, r + "adaLN_modulation.1.bias")
-        self.m.head.final_ada_w = _ptr(keep, w, f + "final_layer.adaLN_modulation.1.weight")
+        self.m.head.final_ada_w = _packed_ptr(keep, w, f + "final_layer.adaLN_modulation.1.weight")
         self.m.head.final_ada_b = _ptr(keep, w, f + "final_layer.adaLN_modulation.1.bias")
-        self.m.head.final_w = _ptr(keep, w, f + "final_layer.linear.weight")
+        self.m.head.final_w = _packed_ptr(keep, w, f + "final_layer.linear.weight")
         self.m.head.final_b = _ptr(keep, w, f + "final_layer.linear.bias")
 
     def new_state(self, int capacity, int max_prefill=512):

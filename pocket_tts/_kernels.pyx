@@ -151,22 +151,23 @@ def attention(const float[:, :, ::1] q, const float[:, :, ::1] k, const float[:,
     return np.asarray(out), c.offset
 
 
-from matvec cimport PtMatrix, pt_matmat, pt_matmat_scratch_size, pt_quantize_rows_i8
-from matvec cimport PT_F32, PT_F16, PT_BF16, PT_I8
+from gemm cimport PtMatrix, PT_F32, PT_F16, PT_BF16, PT_I8, PT_PANEL, pt_gemm
 
 _DTYPE_CODES = {"float32": PT_F32, "float16": PT_F16, "bfloat16": PT_BF16, "int8": PT_I8}
 
 
-def matmat(const float[:, ::1] x, w, str dtype="float32", scale=None):
-    """y[T, out] = x[T, in] . W^T for W stored as float32 / float16 / bfloat16 (uint16 bits) /
-    int8 with per-row ``scale``."""
-    cdef cnp.ndarray wa = np.ascontiguousarray(w)
-    cdef PtMatrix m
+def gemm(const float[:, ::1] x, packed, str dtype, int out, scale=None):
+    """y[T, out] = x[T, in] . W^T with W in 16-column panels ``[ceil(out/16), in, 16]`` of
+    float32 / float16 / bfloat16 (uint16 bits) / int8 (with per-column ``scale``)."""
+    cdef cnp.ndarray pa = np.ascontiguousarray(packed)
     cdef cnp.ndarray sa
-    m.data = cnp.PyArray_DATA(wa)
+    cdef PtMatrix m
+    if pa.ndim != 3 or pa.shape[2] != PT_PANEL or pa.shape[0] * PT_PANEL < out:
+        raise ValueError("packed must be [ceil(out/16), in, 16]")
+    m.data = cnp.PyArray_DATA(pa)
     m.dtype = _DTYPE_CODES[dtype]
-    m.out = wa.shape[0]
-    m.n_in = wa.shape[1]
+    m.out = out
+    m.n_in = pa.shape[1]
     m.scale = NULL
     if dtype == "int8":
         sa = np.ascontiguousarray(scale, dtype=np.float32)
@@ -174,18 +175,35 @@ def matmat(const float[:, ::1] x, w, str dtype="float32", scale=None):
     if x.shape[1] != m.n_in:
         raise ValueError("shape mismatch")
     cdef int T = x.shape[0]
-    cdef float[:, ::1] y = np.empty((T, m.out), np.float32)
-    cdef float[::1] scratch = np.empty(pt_matmat_scratch_size(&m) + 1, np.float32)
+    cdef float[:, ::1] y = np.empty((T, out), np.float32)
     with nogil:
-        pt_matmat(&y[0, 0], &x[0, 0], &m, T, 0, &scratch[0])
+        pt_gemm(&y[0, 0], out, &x[0, 0], m.n_in, &m, T, NULL, 0)
     return np.asarray(y)
 
 
-def quantize_rows_i8(const float[:, ::1] w):
-    """Symmetric per-row int8 quantisation: returns (q int8 [out, in], scale float32 [out])."""
-    cdef int out = w.shape[0], n_in = w.shape[1]
-    cdef int8_t[:, ::1] q = np.empty((out, n_in), np.int8)
-    cdef float[::1] s = np.empty(out, np.float32)
+from gemm cimport pt_packed_size, pt_pack_nt, pt_gemm_packed
+
+
+def pack_nt(const float[:, ::1] w):
+    """Pack w[n, k] (torch Linear layout) into 16-column panels for :func:`gemm_packed`."""
+    cdef int n = w.shape[0], k = w.shape[1]
+    cdef float[::1] out = np.empty(pt_packed_size(n, k), np.float32)
     with nogil:
-        pt_quantize_rows_i8(&q[0, 0], &s[0], &w[0, 0], out, n_in)
-    return np.asarray(q), np.asarray(s)
+        pt_pack_nt(&out[0], &w[0, 0], n, k)
+    return np.asarray(out)
+
+
+def gemm_packed(const float[:, ::1] x, const float[::1] packed, int n, object bias=None):
+    """y[M, n] = x[M, k] . W^T (+ bias) with W packed by :func:`pack_nt`."""
+    cdef int M = x.shape[0], k = x.shape[1]
+    if packed.shape[0] != pt_packed_size(n, k):
+        raise ValueError("packed size does not match n, k")
+    cdef float[:, ::1] y = np.empty((M, n), np.float32)
+    cdef const float[::1] b
+    cdef const float *bp = NULL
+    if bias is not None:
+        b = bias
+        bp = &b[0]
+    with nogil:
+        pt_gemm_packed(&y[0, 0], n, &x[0, 0], k, &packed[0], M, n, k, bp, 0)
+    return np.asarray(y)

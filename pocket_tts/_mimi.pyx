@@ -11,6 +11,7 @@ Packed weight layouts (made by :mod:`pocket_tts.mimi`): see csrc/conv.h.
 
 import numpy as np
 cimport numpy as cnp
+from gemm cimport PtMatrix, PT_F32, pt_packed_size, pt_pack_nt, pt_pack_nn
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from libc.stdint cimport int64_t
@@ -45,6 +46,29 @@ cdef const float *_fptr(list keep, object a, str what) except NULL:
     return <const float *>cnp.PyArray_DATA(arr)
 
 
+cdef const float *_packed(list keep, object w2d, bint nn) except NULL:
+    """Pack a 2-D weight into gemm.h panels once: nn=False for w[n, k] (y = x w^T),
+    nn=True for b[k, n] (y = x b). The packed copy replaces the original for the kernels."""
+    cdef cnp.ndarray a = np.ascontiguousarray(w2d, dtype=np.float32)
+    cdef int r = a.shape[0], c = a.shape[1]
+    cdef cnp.ndarray out = np.empty(pt_packed_size(c if nn else r, r if nn else c), np.float32)
+    if nn:
+        pt_pack_nn(<float *>cnp.PyArray_DATA(out), <const float *>cnp.PyArray_DATA(a), r, c)
+    else:
+        pt_pack_nt(<float *>cnp.PyArray_DATA(out), <const float *>cnp.PyArray_DATA(a), r, c)
+    keep.append(out)
+    return <const float *>cnp.PyArray_DATA(out)
+
+
+cdef int _set_matrix(PtMatrix *m, list keep, object w2d) except -1:
+    m.data = _packed(keep, w2d, False)
+    m.dtype = PT_F32
+    m.out = w2d.shape[0]
+    m.n_in = w2d.shape[1]
+    m.scale = NULL
+    return 0
+
+
 cdef float *_buf(cnp.ndarray a):
     return <float *>cnp.PyArray_DATA(a)
 
@@ -63,7 +87,10 @@ cdef int _set_conv(PtConv1d *c, dict d, list keep) except -1:
         raise ValueError("conv: effective kernel smaller than the stride")
     if d["w"].shape != (c.c_out, c.kernel * c.c_in):
         raise ValueError(f"conv: packed weight {d['w'].shape} != {(c.c_out, c.kernel * c.c_in)}")
-    c.w = _fptr(keep, d["w"], "conv weight")
+    if d["w"].size == 0:
+        raise ValueError("conv weight: empty array")
+    c.w = NULL  # only the packed copy is kept
+    c.wp = _packed(keep, d["w"], False)
     c.b = NULL if d["b"] is None else _fptr(keep, d["b"], "conv bias")
     return 0
 
@@ -77,7 +104,19 @@ cdef int _set_convtr(PtConvTr1d *c, dict d, list keep) except -1:
     c.taps = (c.kernel + c.stride - 1) // c.stride
     if d["w"].shape != (c.taps, c.c_in, c.stride * c.c_out):
         raise ValueError("convtr: packed weight has the wrong shape")
-    c.w = _fptr(keep, d["w"], "convtr weight")
+    if d["w"].size == 0:
+        raise ValueError("convtr weight: empty array")
+    c.w = NULL  # only the packed copies (one per tap, back to back) are kept
+    cdef cnp.ndarray w = np.ascontiguousarray(d["w"], dtype=np.float32)
+    cdef int N = c.stride * c.c_out
+    cdef size_t per = pt_packed_size(N, c.c_in)
+    cdef cnp.ndarray flat = np.empty(per * c.taps, np.float32)
+    cdef int g
+    for g in range(c.taps):
+        pt_pack_nn(<float *>cnp.PyArray_DATA(flat) + g * per,
+                   <const float *>cnp.PyArray_DATA(w) + <size_t>g * c.c_in * N, c.c_in, N)
+    keep.append(flat)
+    c.wp = <const float *>cnp.PyArray_DATA(flat)
     c.b = NULL if d["b"] is None else _fptr(keep, d["b"], "convtr bias")
     return 0
 
@@ -109,12 +148,12 @@ cdef PtLayerWeights *_set_transformer(PtTransformerShape *s, dict t, list keep) 
         for i, L in enumerate(t["layers"]):
             lw[i].norm1_w = _fptr(keep, L["norm1.weight"], "norm1")
             lw[i].norm1_b = _fptr(keep, L["norm1.bias"], "norm1")
-            lw[i].in_proj = _fptr(keep, L["self_attn.in_proj.weight"], "in_proj")
-            lw[i].out_proj = _fptr(keep, L["self_attn.out_proj.weight"], "out_proj")
+            _set_matrix(&lw[i].in_proj, keep, L["self_attn.in_proj.weight"])
+            _set_matrix(&lw[i].out_proj, keep, L["self_attn.out_proj.weight"])
             lw[i].norm2_w = _fptr(keep, L["norm2.weight"], "norm2")
             lw[i].norm2_b = _fptr(keep, L["norm2.bias"], "norm2")
-            lw[i].linear1 = _fptr(keep, L["linear1.weight"], "linear1")
-            lw[i].linear2 = _fptr(keep, L["linear2.weight"], "linear2")
+            _set_matrix(&lw[i].linear1, keep, L["linear1.weight"])
+            _set_matrix(&lw[i].linear2, keep, L["linear2.weight"])
             if "layer_scale_1.scale" in L:
                 lw[i].scale1 = _fptr(keep, L["layer_scale_1.scale"], "layer_scale_1")
                 lw[i].scale2 = _fptr(keep, L["layer_scale_2.scale"], "layer_scale_2")

@@ -36,9 +36,11 @@ ALIGNMENT = 64
 #: safetensors dtypes accepted in a checkpoint file.
 ACCEPTED_FILE_DTYPES = ("F32", "F16", "BF16")
 
-#: In-memory storage of the flow-LM transformer matrices (the per-frame GEMV's bytes). Every
-#: other tensor stays float32. ``float16``/``bfloat16`` hold the raw 16-bit patterns as uint16;
-#: ``int8`` holds symmetric per-row int8 plus a ``<key>.scale`` float32 [out] entry.
+#: In-memory storage of the flow-LM transformer matrices (the per-frame GEMV's bytes). They are
+#: kept packed in 16-column panels ``[ceil(out/16), in, 16]`` for the kernels (csrc/gemm.h);
+#: every other tensor stays float32 ``[out, in]``. ``float16``/``bfloat16`` hold the raw 16-bit
+#: patterns as uint16; ``int8`` holds symmetric per-row int8 plus a ``<key>.scale`` float32
+#: ``[ceil(out/16) * 16]`` entry (zero-padded).
 STORAGE_DTYPES = ("float32", "float16", "bfloat16", "int8")
 _LOWP_SUFFIXES = (
     ".self_attn.in_proj.weight",
@@ -48,8 +50,11 @@ _LOWP_SUFFIXES = (
 )
 
 
+PANEL = 16
+
+
 def is_low_precision_key(key: str) -> bool:
-    """True for the flow-LM transformer matrices that ``dtype`` != float32 stores compactly."""
+    """True for the flow-LM transformer matrices (stored packed, in ``dtype``)."""
     return key.startswith("flow_lm.transformer.layers.") and key.endswith(_LOWP_SUFFIXES)
 
 
@@ -132,22 +137,41 @@ def _check_storage_dtype(dtype: str) -> str:
     )
 
 
+def pack_panels(w: np.ndarray) -> np.ndarray:
+    """``w[out, in]`` (any dtype) -> aligned panels ``[ceil(out/16), in, 16]``, zero-padded:
+    panel p, row i holds ``w[16p : 16p + 16, i]``."""
+    out, n_in = w.shape
+    panels = -(-out // PANEL)
+    dst = aligned_empty((panels, n_in, PANEL), w.dtype)
+    full = out // PANEL
+    dst[:full] = w[: full * PANEL].reshape(full, PANEL, n_in).transpose(0, 2, 1)
+    if full < panels:
+        dst[full:] = 0
+        dst[full, :, : out - full * PANEL] = w[full * PANEL :].T
+    return dst
+
+
+def unpack_panels(packed: np.ndarray, out: int) -> np.ndarray:
+    """Inverse of :func:`pack_panels` (tests, voice tools): ``[out, in]``."""
+    panels, n_in, _ = packed.shape
+    return packed.transpose(0, 2, 1).reshape(panels * PANEL, n_in)[:out]
+
+
 def _store(weights: dict[str, np.ndarray], key: str, f32: np.ndarray, dtype: str) -> None:
-    """Convert one float32 tensor to its storage dtype (aligned) and put it in ``weights``."""
-    if dtype == "float16":
-        dst = aligned_empty(f32.shape, np.uint16)
-        dst[...] = f32.astype(np.float16).view(np.uint16)
+    """Convert one float32 matrix to its packed storage and put it in ``weights``."""
+    if dtype == "float32":
+        weights[key] = pack_panels(f32)
+    elif dtype == "float16":
+        weights[key] = pack_panels(f32.astype(np.float16).view(np.uint16))
     elif dtype == "bfloat16":
-        dst = aligned_empty(f32.shape, np.uint16)
-        dst[...] = float32_to_bfloat16_bits(f32)
+        weights[key] = pack_panels(float32_to_bfloat16_bits(f32))
     else:
         q, scale = quantize_rows_int8(f32)
-        dst = aligned_empty(f32.shape, np.int8)
-        dst[...] = q
-        sc = aligned_empty(scale.shape, np.float32)
-        sc[...] = scale
+        weights[key] = pack_panels(q)
+        sc = aligned_empty(weights[key].shape[0] * PANEL, np.float32)
+        sc[...] = 0
+        sc[: scale.shape[0]] = scale
         weights[key + ".scale"] = sc
-    weights[key] = dst
 
 
 def load_weights(
@@ -156,9 +180,9 @@ def load_weights(
     """Load the TTSModel-layout safetensors checkpoint at ``path`` for ``config``, strictly.
 
     Returns ``{key: array}`` in the reference's state-dict order. Every array is C-contiguous,
-    64-byte aligned, writable and owned (independent of the file); all are float32 except, for
-    ``dtype`` != ``"float32"``, the flow-LM transformer matrices (see :data:`STORAGE_DTYPES`),
-    which are converted one at a time so only the compact copy stays resident.
+    64-byte aligned, writable and owned (independent of the file); all are float32 ``[...]`` as
+    in the file except the flow-LM transformer matrices, packed in ``dtype`` (see
+    :data:`STORAGE_DTYPES`), converted one at a time so only the packed copy stays resident.
 
     Raises :class:`pocket_tts.safetensors.SafetensorsError` if the file is malformed, a single
     :class:`CheckpointError` naming every missing, unexpected, wrong-shape and wrong-dtype tensor
@@ -186,7 +210,7 @@ def load_weights(
         weights: dict[str, np.ndarray] = {}
         for key, shape in expected.items():
             src = f.get_raw(key)  # a view into the mapping: no copy yet
-            if dtype != "float32" and is_low_precision_key(key):
+            if is_low_precision_key(key):
                 f32 = np.empty(shape, np.float32)
                 _widen(src, found[key].dtype, f32)
                 _store(weights, key, f32, dtype)

@@ -21,10 +21,11 @@ def small(random_checkpoint):
     return str(yaml_path)
 
 
-def run_cli(*args: str, stdin: bytes | None = None, cwd=None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    # cwd=/ keeps a source checkout's uncompiled pocket_tts/ off the child's sys.path.
     return subprocess.run(
         [sys.executable, "-m", "pocket_tts", *args],
-        input=stdin, capture_output=True, timeout=300, cwd=cwd,
+        input=stdin, capture_output=True, timeout=300, cwd="/",
     )
 
 

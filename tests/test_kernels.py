@@ -126,14 +126,15 @@ def test_attention_overflow_is_an_error() -> None:
 
 
 @pytest.mark.parametrize("generic", [False, True])
-@pytest.mark.parametrize("T", [1, 3, 8, 13, 40])
+@pytest.mark.parametrize("T", [1, 3, 6, 13, 40])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "int8"])
-def test_matmat_compact_weights(dtype: str, T: int, generic: bool) -> None:
-    """y = x W^T with W stored compactly, against float64 on the *stored* (rounded) weights:
-    only the fp32 accumulation error remains."""
+def test_gemm_packed_weights(dtype: str, T: int, generic: bool) -> None:
+    """y = x W^T with W packed in panels of any storage dtype, against float64 on the *stored*
+    (rounded) weights: only the fp32 accumulation error remains."""
     from pocket_tts.safetensors import float32_to_bfloat16_bits
+    from pocket_tts.weights import pack_panels, quantize_rows_int8
 
-    out_f, in_f = 70, 136  # not multiples of 16: exercises the tails
+    out_f, in_f = 70, 137  # not multiples of 16: padded panel, odd k
     w, x = f32(out_f, in_f), f32(T, in_f)
     scale = None
     if dtype == "float32":
@@ -145,13 +146,23 @@ def test_matmat_compact_weights(dtype: str, T: int, generic: bool) -> None:
         stored = float32_to_bfloat16_bits(w)
         exact = (stored.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
     else:
-        stored, scale = K.quantize_rows_i8(w)
+        stored, scale = quantize_rows_int8(w)
         exact = stored.astype(np.float64) * scale[:, None]
         assert np.abs(exact - w).max() <= np.abs(w).max(axis=1).max() / 127 / 2 + 1e-6
+        scale = np.concatenate([scale, np.zeros(80 - out_f, np.float32)])
     K.force_generic(generic)
     try:
-        got = K.matmat(x, stored, dtype, scale)
+        got = K.gemm(x, pack_panels(stored), dtype, out_f, scale)
+        rows = [K.gemm(x[t : t + 1], pack_panels(stored), dtype, out_f, scale) for t in range(T)]
     finally:
         K.force_generic(False)
     want = x.astype(np.float64) @ exact.T
     assert rel_err(got, want) < 2e-6
+    assert np.array_equal(np.concatenate(rows), got)  # a row's result ignores the batch size
+
+
+def test_pack_nt_matches_numpy_panels() -> None:
+    from pocket_tts.weights import pack_panels
+
+    w = f32(37, 11)
+    assert np.array_equal(K.pack_nt(w), pack_panels(w).reshape(-1))

@@ -50,8 +50,9 @@ def test_long_stream_does_not_grow(random_checkpoint, tmp_path, request) -> None
     # ...nothing accumulates...
     assert b[2] <= 64 * 1024 and a[2] <= 64 * 1024, (a, b)
     # ...and per frame only short-lived small Python objects (the yielded view, queue items,
-    # argument tuples of the two kernel calls), all from pymalloc's pools: measured ~110.
-    assert (b[0] - a[0]) / 1500 < 150, (a, b)
+    # argument tuples of the two kernel calls), all from pymalloc's pools: measured ~110, ~200
+    # under coverage's line tracer. None of them outlives its frame (checked above).
+    assert (b[0] - a[0]) / 1500 < 300, (a, b)
 
 
 def test_peak_memory_independent_of_text_length(random_checkpoint) -> None:

@@ -29,7 +29,13 @@ from pocket_tts.testing import (
     random_weights,
     timestep_freqs,
 )
-from pocket_tts.weights import CheckpointError, aligned_empty, load_weights
+from pocket_tts.weights import (
+    CheckpointError,
+    aligned_empty,
+    is_low_precision_key,
+    load_weights,
+    unpack_panels,
+)
 
 SMALL = "english_2m_2026-10"
 
@@ -39,6 +45,12 @@ def small():
     """(config, random float32 weights) of the 2m model."""
     cfg = load_config(SMALL)
     return cfg, random_weights(cfg, seed=1)
+
+
+def _file_layout(loaded, key, shape):
+    """A loaded tensor in the file's layout (the LM transformer matrices are stored packed)."""
+    arr = loaded[key]
+    return unpack_panels(arr, shape[0]) if is_low_precision_key(key) else arr
 
 
 def _check_arrays(weights, cfg):
@@ -82,7 +94,7 @@ def test_load_float32(tmp_path, small):
     loaded = load_weights(cfg, path)
     _check_arrays(loaded, cfg)
     for k, v in weights.items():
-        np.testing.assert_array_equal(loaded[k], v)
+        np.testing.assert_array_equal(_file_layout(loaded, k, v.shape), v)
     loaded["flow_lm.bos_emb"][:] = 0  # owned: writing does not touch the file or other loads
     np.testing.assert_array_equal(
         read_safetensors(path)["flow_lm.bos_emb"], weights["flow_lm.bos_emb"]
@@ -110,7 +122,8 @@ def test_load_f16_and_bf16_widen_exactly(tmp_path, small):
     loaded = load_weights(cfg, path)
     _check_arrays(loaded, cfg)
     for k in keys:
-        np.testing.assert_array_equal(loaded[k].view(np.uint32), want[k].view(np.uint32))
+        got = _file_layout(loaded, k, want[k].shape)
+        np.testing.assert_array_equal(got.view(np.uint32), want[k].view(np.uint32))
 
 
 def test_strict_errors_are_reported_together(tmp_path, small):
@@ -175,13 +188,15 @@ def test_dtype_argument(tmp_path, small):
     write_safetensors(path, weights)
     with pytest.raises(ValueError, match="unknown weight dtype"):
         load_weights(cfg, path, dtype="float64")
-    ref = load_weights(cfg, path)
     key = "flow_lm.transformer.layers.0.linear1.weight"
+    ref = weights[key]
+    packed = load_weights(cfg, path)[key]
+    assert np.array_equal(unpack_panels(packed, ref.shape[0]), ref)  # float32: exact
     for dtype in ("float16", "bfloat16", "int8"):
         low = load_weights(cfg, path, dtype=dtype)
         assert low["flow_lm.out_norm.weight"].dtype == np.float32  # only LM matrices shrink
-        stored = low[key]
-        assert stored.ctypes.data % 64 == 0 and stored.flags.c_contiguous
+        assert low[key].ctypes.data % 64 == 0 and low[key].flags.c_contiguous
+        stored = unpack_panels(low[key], ref.shape[0])
         if dtype == "float16":
             back = stored.view(np.float16).astype(np.float32)
             tol = 1e-3
@@ -190,9 +205,9 @@ def test_dtype_argument(tmp_path, small):
             tol = 8e-3
         else:
             assert stored.dtype == np.int8 and np.abs(stored).max() <= 127
-            back = stored.astype(np.float32) * low[key + ".scale"][:, None]
+            back = stored.astype(np.float32) * low[key + ".scale"][: ref.shape[0], None]
             tol = 1e-2
-        err = np.abs(back - ref[key]).max() / np.abs(ref[key]).max()
+        err = np.abs(back - ref).max() / np.abs(ref).max()
         assert 0 < err <= tol, (dtype, err)
 
 

@@ -1,0 +1,190 @@
+#include <immintrin.h>
+#include <string.h>
+#include "cpu.h"
+#include "gemm.h"
+
+size_t pt_packed_size(int out, int in) {
+    return (size_t)((out + PT_PANEL - 1) / PT_PANEL) * (size_t)in * PT_PANEL;
+}
+
+void pt_pack_nt(float *dst, const float *w, int out, int in) {
+    int panels = (out + PT_PANEL - 1) / PT_PANEL;
+    for (int p = 0; p < panels; p++)
+        for (int i = 0; i < in; i++)
+            for (int j = 0; j < PT_PANEL; j++) {
+                int o = p * PT_PANEL + j;
+                dst[((size_t)p * in + i) * PT_PANEL + j] = o < out ? w[(size_t)o * in + i] : 0.0f;
+            }
+}
+
+void pt_pack_nn(float *dst, const float *b, int in, int out) {
+    int panels = (out + PT_PANEL - 1) / PT_PANEL;
+    for (int p = 0; p < panels; p++)
+        for (int i = 0; i < in; i++)
+            for (int j = 0; j < PT_PANEL; j++) {
+                int o = p * PT_PANEL + j;
+                dst[((size_t)p * in + i) * PT_PANEL + j] = o < out ? b[(size_t)i * out + o] : 0.0f;
+            }
+}
+
+static inline float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: renormalise */
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400)) { man <<= 1; exp--; }
+            bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    union { uint32_t u; float f; } v = {bits};
+    return v.f;
+}
+
+static inline float weight_at(const PtMatrix *w, size_t idx) {
+    switch (w->dtype) {
+    case PT_F16: return f16_to_f32(((const uint16_t *)w->data)[idx]);
+    case PT_BF16: {
+        union { uint32_t u; float f; } v = {(uint32_t)((const uint16_t *)w->data)[idx] << 16};
+        return v.f;
+    }
+    case PT_I8: return (float)((const int8_t *)w->data)[idx];
+    default: return ((const float *)w->data)[idx];
+    }
+}
+
+static inline void store_row(float *yr, const float *s, const PtMatrix *w, int p, int cols,
+                             const float *bias, int acc) {
+    for (int j = 0; j < cols; j++) {
+        float v = s[j];
+        if (w->scale) v *= w->scale[p * PT_PANEL + j];
+        if (bias) v += bias[p * PT_PANEL + j];
+        yr[j] = acc ? yr[j] + v : v;
+    }
+}
+
+/* Portable path: the same k order per output. */
+static void gemm_generic(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int M,
+                         const float *bias, int acc) {
+    int panels = (w->out + PT_PANEL - 1) / PT_PANEL, k = w->in;
+    for (int p = 0; p < panels; p++) {
+        size_t base = (size_t)p * k * PT_PANEL;
+        int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;
+        for (int r = 0; r < M; r++) {
+            float s[PT_PANEL] = {0};
+            const float *xr = x + (size_t)r * ldx;
+            for (int i = 0; i < k; i++)
+                for (int j = 0; j < PT_PANEL; j++)
+                    s[j] += xr[i] * weight_at(w, base + (size_t)i * PT_PANEL + j);
+            store_row(y + (size_t)r * ldy + p * PT_PANEL, s, w, p, cols, bias, acc);
+        }
+    }
+}
+
+#define TARGET __attribute__((target("avx2,fma,f16c")))
+
+/* The 16 weights of panel row i, widened to two fp32 vectors. */
+TARGET static inline __attribute__((always_inline)) void load16(const void *pp, size_t i,
+                                                                const int dtype, __m256 *w0,
+                                                                __m256 *w1) {
+    if (dtype == PT_F16) {
+        const __m128i *q = (const __m128i *)((const uint16_t *)pp + i * PT_PANEL);
+        *w0 = _mm256_cvtph_ps(_mm_loadu_si128(q));
+        *w1 = _mm256_cvtph_ps(_mm_loadu_si128(q + 1));
+    } else if (dtype == PT_BF16) {
+        const __m128i *q = (const __m128i *)((const uint16_t *)pp + i * PT_PANEL);
+        *w0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(q)), 16));
+        *w1 = _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(q + 1)), 16));
+    } else if (dtype == PT_I8) {
+        __m128i b = _mm_loadu_si128((const __m128i *)((const int8_t *)pp + i * PT_PANEL));
+        *w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+        *w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
+    } else {
+        const float *f = (const float *)pp + i * PT_PANEL;
+        *w0 = _mm256_loadu_ps(f);
+        *w1 = _mm256_loadu_ps(f + 8);
+    }
+}
+
+/* R rows (1..6) x 16 columns over all k: 2R accumulators, R broadcasts + one panel row per k.
+ * One accumulation order for every R, so a row's result never depends on its neighbours (a
+ * single row is latency-bound at 16 weights per FMA latency, still above DRAM bandwidth). */
+TARGET static inline __attribute__((always_inline)) void tile(float *out, const float *x,
+                                                              int ldx, const void *pp, int k,
+                                                              const int R, const int dtype) {
+    __m256 a[6][2], w0, w1;
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();
+    for (int i = 0; i < k; i++) {
+        load16(pp, i, dtype, &w0, &w1);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            __m256 xb = _mm256_broadcast_ss(x + (size_t)r * ldx + i);
+            a[r][0] = _mm256_fmadd_ps(xb, w0, a[r][0]);
+            a[r][1] = _mm256_fmadd_ps(xb, w1, a[r][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        _mm256_storeu_ps(out + r * PT_PANEL, a[r][0]);
+        _mm256_storeu_ps(out + r * PT_PANEL + 8, a[r][1]);
+    }
+}
+
+#define PT_DEFINE_GEMM(NAME, DTYPE, ESIZE)                                                     \
+    TARGET static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w,      \
+                            int M, const float *bias, int acc) {                               \
+        int panels = (w->out + PT_PANEL - 1) / PT_PANEL, k = w->in;                            \
+        float buf[6 * PT_PANEL];                                                               \
+        for (int p = 0; p < panels; p++) {                                                     \
+            const char *pp = (const char *)w->data + (size_t)p * k * PT_PANEL * (ESIZE);       \
+            int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;    \
+            for (int r0 = 0; r0 < M; r0 += 6) {                                                \
+                int R = M - r0 < 6 ? M - r0 : 6;                                               \
+                const float *xr = x + (size_t)r0 * ldx;                                        \
+                switch (R) {                                                                   \
+                case 1: tile(buf, xr, ldx, pp, k, 1, DTYPE); break;                            \
+                case 2: tile(buf, xr, ldx, pp, k, 2, DTYPE); break;                            \
+                case 3: tile(buf, xr, ldx, pp, k, 3, DTYPE); break;                            \
+                case 4: tile(buf, xr, ldx, pp, k, 4, DTYPE); break;                            \
+                case 5: tile(buf, xr, ldx, pp, k, 5, DTYPE); break;                            \
+                default: tile(buf, xr, ldx, pp, k, 6, DTYPE); break;                           \
+                }                                                                              \
+                for (int r = 0; r < R; r++)                                                    \
+                    store_row(y + (size_t)(r0 + r) * ldy + p * PT_PANEL, buf + r * PT_PANEL,   \
+                              w, p, cols, bias, acc);                                          \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+PT_DEFINE_GEMM(gemm_avx2_f32, PT_F32, 4)
+PT_DEFINE_GEMM(gemm_avx2_f16, PT_F16, 2)
+PT_DEFINE_GEMM(gemm_avx2_bf16, PT_BF16, 2)
+PT_DEFINE_GEMM(gemm_avx2_i8, PT_I8, 1)
+
+void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int M,
+             const float *bias, int accumulate) {
+    if (M <= 0) return;
+    if (!pt_cpu_has_avx2()) {
+        gemm_generic(y, ldy, x, ldx, w, M, bias, accumulate);
+        return;
+    }
+    switch (w->dtype) {
+    case PT_F16: gemm_avx2_f16(y, ldy, x, ldx, w, M, bias, accumulate); break;
+    case PT_BF16: gemm_avx2_bf16(y, ldy, x, ldx, w, M, bias, accumulate); break;
+    case PT_I8: gemm_avx2_i8(y, ldy, x, ldx, w, M, bias, accumulate); break;
+    default: gemm_avx2_f32(y, ldy, x, ldx, w, M, bias, accumulate); break;
+    }
+}
+
+void pt_gemm_packed(float *y, int ldy, const float *x, int ldx, const float *packed, int M,
+                    int out, int in, const float *bias, int accumulate) {
+    PtMatrix m = {packed, NULL, PT_F32, out, in};
+    pt_gemm(y, ldy, x, ldx, &m, M, bias, accumulate);
+}

@@ -1,0 +1,47 @@
+/* Small-M GEMM against weights packed once at load time, in fp32, fp16, bf16 or int8.
+ *
+ * Every per-frame product in this engine multiplies a few activation rows (1 for the flow-LM
+ * step, 16 for a Mimi frame, a text chunk for a prefill) by fixed weights. sgemm repacks the
+ * weights on every call, which costs as much as the product at this size. Here the weights are
+ * packed once into panels of 16 output columns, panel[p][k][16] (the last panel zero-padded),
+ * and an AVX2 6x16 register-tile kernel streams them, widening fp16 (F16C), bf16 or int8 to
+ * fp32 in registers; int8 carries one scale per output column, applied after the sum.
+ * With one row this is a GEMV reading each weight once (memory-bound: compact dtypes move
+ * fewer bytes); with more rows each panel stays in cache across row tiles.
+ *
+ * Each output row is accumulated over k in the same order whatever M is, so a row's result does
+ * not depend on how many rows share the call (frame-by-frame == batch, bit for bit). */
+#ifndef PT_GEMM_H
+#define PT_GEMM_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define PT_PANEL 16
+
+enum { PT_F32 = 0, PT_F16 = 1, PT_BF16 = 2, PT_I8 = 3 };
+
+/* A packed weight matrix: y = x . W^T with W [out, in] (torch Linear layout). */
+typedef struct {
+    const void *data;     /* panels [ceil(out/16), in, 16] of the element type */
+    const float *scale;   /* int8 only: [ceil(out/16) * 16] per output column, else NULL */
+    int dtype;
+    int out, in;
+} PtMatrix;
+
+/* Elements of a packed [out, in] matrix (panels included). */
+size_t pt_packed_size(int out, int in);
+/* Pack float32 w[out, in] (y = x . w^T) into panels. */
+void pt_pack_nt(float *dst, const float *w, int out, int in);
+/* Pack float32 b[in, out] (y = x . b) into panels. */
+void pt_pack_nn(float *dst, const float *b, int in, int out);
+
+/* y[M, out] (row stride ldy) = x[M, in] (row stride ldx) . W^T (+ bias[out]);
+ * accumulate: y += instead of y =. */
+void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int M,
+             const float *bias, int accumulate);
+
+/* Float32 convenience: W given as float panels from pt_pack_nt / pt_pack_nn. */
+void pt_gemm_packed(float *y, int ldy, const float *x, int ldx, const float *packed, int M,
+                    int out, int in, const float *bias, int accumulate);
+
+#endif
