@@ -1,6 +1,7 @@
 #include <math.h>
 #include <string.h>
 #include "attention.h"
+#include "cpu.h"
 
 /* RoPE frequency exp(i * step) as torch computes it in float32. Its vectorised exp is
  * correctly rounded except on a few arguments; for the head sizes 16..256 with max_period
@@ -36,15 +37,18 @@ void pt_rope(float *x, int T, int H, int D, int64_t pos0, float max_period) {
     }
 }
 
-static float dot(const float *a, const float *b, int n) {
+static inline __attribute__((always_inline)) float dot(const float *a, const float *b, int n) {
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
     for (int i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
-int pt_attention(float *out, const float *q, const float *k, const float *v, PtKVCache *cache,
-                 int T, int H, int H_kv, int D, int q_stride, int kv_stride, float *scores) {
+/* The body is compiled twice: for the baseline ISA and, through the target attribute, with
+ * AVX2/FMA vectorisation of its dot products and accumulations (chosen at run time). */
+static inline __attribute__((always_inline)) int attention_impl(
+    float *out, const float *q, const float *k, const float *v, PtKVCache *cache, int T, int H,
+    int H_kv, int D, int q_stride, int kv_stride, float *scores) {
     int group = H / H_kv;
     float scale = 1.0f / sqrtf((float)D);
     size_t row = (size_t)H_kv * D;
@@ -88,4 +92,23 @@ int pt_attention(float *out, const float *q, const float *k, const float *v, PtK
         }
     }
     return 0;
+}
+
+__attribute__((target("avx2,fma"))) static int attention_avx2(
+    float *out, const float *q, const float *k, const float *v, PtKVCache *cache, int T, int H,
+    int H_kv, int D, int q_stride, int kv_stride, float *scores) {
+    return attention_impl(out, q, k, v, cache, T, H, H_kv, D, q_stride, kv_stride, scores);
+}
+
+static int attention_generic(float *out, const float *q, const float *k, const float *v,
+                             PtKVCache *cache, int T, int H, int H_kv, int D, int q_stride,
+                             int kv_stride, float *scores) {
+    return attention_impl(out, q, k, v, cache, T, H, H_kv, D, q_stride, kv_stride, scores);
+}
+
+int pt_attention(float *out, const float *q, const float *k, const float *v, PtKVCache *cache,
+                 int T, int H, int H_kv, int D, int q_stride, int kv_stride, float *scores) {
+    if (pt_cpu_has_avx2())
+        return attention_avx2(out, q, k, v, cache, T, H, H_kv, D, q_stride, kv_stride, scores);
+    return attention_generic(out, q, k, v, cache, T, H, H_kv, D, q_stride, kv_stride, scores);
 }

@@ -1,4 +1,5 @@
 #include <immintrin.h>
+#include <pthread.h>
 #include <string.h>
 #include "cpu.h"
 #include "gemm.h"
@@ -70,9 +71,9 @@ static inline void store_row(float *yr, const float *s, const PtMatrix *w, int p
 
 /* Portable path: the same k order per output. */
 static void gemm_generic(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int M,
-                         const float *bias, int acc) {
-    int panels = (w->out + PT_PANEL - 1) / PT_PANEL, k = w->in;
-    for (int p = 0; p < panels; p++) {
+                         const float *bias, int acc, int p_begin, int p_end) {
+    int k = w->in;
+    for (int p = p_begin; p < p_end; p++) {
         size_t base = (size_t)p * k * PT_PANEL;
         int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;
         for (int r = 0; r < M; r++) {
@@ -139,10 +140,10 @@ TARGET static inline __attribute__((always_inline)) void tile(float *out, const 
 
 #define PT_DEFINE_GEMM(NAME, DTYPE, ESIZE)                                                     \
     TARGET static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w,      \
-                            int M, const float *bias, int acc) {                               \
-        int panels = (w->out + PT_PANEL - 1) / PT_PANEL, k = w->in;                            \
+                            int M, const float *bias, int acc, int p_begin, int p_end) {        \
+        int k = w->in;                                                                         \
         float buf[6 * PT_PANEL];                                                               \
-        for (int p = 0; p < panels; p++) {                                                     \
+        for (int p = p_begin; p < p_end; p++) {                                                \
             const char *pp = (const char *)w->data + (size_t)p * k * PT_PANEL * (ESIZE);       \
             int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;    \
             for (int r0 = 0; r0 < M; r0 += 6) {                                                \
@@ -168,19 +169,63 @@ PT_DEFINE_GEMM(gemm_avx2_f16, PT_F16, 2)
 PT_DEFINE_GEMM(gemm_avx2_bf16, PT_BF16, 2)
 PT_DEFINE_GEMM(gemm_avx2_i8, PT_I8, 1)
 
+typedef struct {
+    float *y;
+    const float *x, *bias;
+    const PtMatrix *w;
+    int ldy, ldx, M, acc, p_begin, p_end;
+} GemmJob;
+
+static void run_job(const GemmJob *j) {
+    if (!pt_cpu_has_avx2()) {
+        gemm_generic(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc, j->p_begin, j->p_end);
+        return;
+    }
+    switch (j->w->dtype) {
+    case PT_F16:
+        gemm_avx2_f16(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc, j->p_begin, j->p_end);
+        break;
+    case PT_BF16:
+        gemm_avx2_bf16(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc, j->p_begin, j->p_end);
+        break;
+    case PT_I8:
+        gemm_avx2_i8(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc, j->p_begin, j->p_end);
+        break;
+    default:
+        gemm_avx2_f32(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc, j->p_begin, j->p_end);
+        break;
+    }
+}
+
+static void *job_thread(void *arg) {
+    run_job((const GemmJob *)arg);
+    return NULL;
+}
+
+/* Threads the calling thread's big products may use (prefill, prompt encoding): per thread, so
+ * the two pipeline threads never oversubscribe the cores while streaming. */
+static __thread int gemm_threads = 1;
+
+void pt_gemm_set_threads(int n) { gemm_threads = n < 1 ? 1 : (n > 2 ? 2 : n); }
+
 void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int M,
              const float *bias, int accumulate) {
     if (M <= 0) return;
-    if (!pt_cpu_has_avx2()) {
-        gemm_generic(y, ldy, x, ldx, w, M, bias, accumulate);
-        return;
+    int panels = (w->out + PT_PANEL - 1) / PT_PANEL;
+    GemmJob job = {y, x, bias, w, ldy, ldx, M, accumulate, 0, panels};
+    /* Output panels split between two threads: each output is computed exactly as alone. */
+    if (gemm_threads > 1 && panels >= 2 && (double)M * w->out * w->in >= (double)(1 << 21)) {
+        GemmJob other = job;
+        job.p_end = other.p_begin = panels / 2;
+        pthread_t t;
+        if (pthread_create(&t, NULL, job_thread, &other) == 0) {
+            run_job(&job);
+            pthread_join(t, NULL);
+            return;
+        }
+        job.p_end = panels;
     }
-    switch (w->dtype) {
-    case PT_F16: gemm_avx2_f16(y, ldy, x, ldx, w, M, bias, accumulate); break;
-    case PT_BF16: gemm_avx2_bf16(y, ldy, x, ldx, w, M, bias, accumulate); break;
-    case PT_I8: gemm_avx2_i8(y, ldy, x, ldx, w, M, bias, accumulate); break;
-    default: gemm_avx2_f32(y, ldy, x, ldx, w, M, bias, accumulate); break;
-    }
+    run_job(&job);
 }
 
 void pt_gemm_packed(float *y, int ldy, const float *x, int ldx, const float *packed, int M,

@@ -40,6 +40,9 @@ void pt_pack_nn(float *dst, const float *b, int in, int out);
 void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int M,
              const float *bias, int accumulate);
 
+/* Let the calling thread split large products (M * out * in >= 2^21) over n <= 2 threads. */
+void pt_gemm_set_threads(int n);
+
 /* Float32 convenience: W given as float panels from pt_pack_nt / pt_pack_nn. */
 void pt_gemm_packed(float *y, int ldy, const float *x, int ldx, const float *packed, int M,
                     int out, int in, const float *bias, int accumulate);

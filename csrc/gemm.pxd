@@ -16,5 +16,6 @@ cdef extern from "gemm.h" nogil:
     void pt_pack_nn(float *dst, const float *b, int n_in, int out)
     void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int M,
                  const float *bias, int accumulate)
+    void pt_gemm_set_threads(int n)
     void pt_gemm_packed(float *y, int ldy, const float *x, int ldx, const float *packed, int M,
                         int out, int n_in, const float *bias, int accumulate)

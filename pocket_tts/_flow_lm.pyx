@@ -17,6 +17,7 @@ from linear cimport pt_blas_set, pt_sgemm_fn, pt_sgemv_fn
 from rng cimport PtRng, pt_rng_seed, pt_rng_normal, pt_rng_trunc_normal, pt_rng_u32
 from flow_lm cimport *
 from gemm cimport PtMatrix, PT_PANEL, PT_F32, PT_F16, PT_BF16, PT_I8, pt_packed_size, pt_pack_nt
+from gemm cimport pt_gemm_set_threads
 
 cnp.import_array()
 pt_blas_set(<pt_sgemm_fn>sgemm, <pt_sgemv_fn>sgemv)
@@ -302,9 +303,10 @@ cdef class FlowLMKernel:
         if rc != 0:
             raise ValueError(f"token id outside [0, {self.n_bins}]")
 
-    def prefill(self, FlowLMState state, float[:, ::1] x):
+    def prefill(self, FlowLMState state, float[:, ::1] x, int threads=2):
         """Run the transformer over conditioning embeddings x[T, d] (overwritten), appending
-        them to the KV caches."""
+        them to the KV caches. Products are split over ``threads`` (<= 2) threads: a prefill
+        runs while the decoder is idle (before a chunk's first frame)."""
         cdef int T = x.shape[0]
         if x.shape[1] != self.d_model:
             raise ValueError(f"prefill input must be [T, {self.d_model}]")
@@ -319,7 +321,9 @@ cdef class FlowLMKernel:
             state.scratch = <float *>cnp.PyArray_DATA(<cnp.ndarray>state.scratch_arr)
         cdef int rc
         with nogil:
+            pt_gemm_set_threads(threads)
             rc = pt_flow_lm_prefill(&self.m, state.caches, &x[0, 0], T, state.scratch)
+            pt_gemm_set_threads(1)
         if rc != 0:
             raise ValueError("KV cache overflow")
 

@@ -152,11 +152,12 @@ def attention(const float[:, :, ::1] q, const float[:, :, ::1] k, const float[:,
 
 
 from gemm cimport PtMatrix, PT_F32, PT_F16, PT_BF16, PT_I8, PT_PANEL, pt_gemm
+from gemm cimport pt_gemm_set_threads
 
 _DTYPE_CODES = {"float32": PT_F32, "float16": PT_F16, "bfloat16": PT_BF16, "int8": PT_I8}
 
 
-def gemm(const float[:, ::1] x, packed, str dtype, int out, scale=None):
+def gemm(const float[:, ::1] x, packed, str dtype, int out, scale=None, int threads=1):
     """y[T, out] = x[T, in] . W^T with W in 16-column panels ``[ceil(out/16), in, 16]`` of
     float32 / float16 / bfloat16 (uint16 bits) / int8 (with per-column ``scale``)."""
     cdef cnp.ndarray pa = np.ascontiguousarray(packed)
@@ -177,7 +178,9 @@ def gemm(const float[:, ::1] x, packed, str dtype, int out, scale=None):
     cdef int T = x.shape[0]
     cdef float[:, ::1] y = np.empty((T, out), np.float32)
     with nogil:
+        pt_gemm_set_threads(threads)
         pt_gemm(&y[0, 0], out, &x[0, 0], m.n_in, &m, T, NULL, 0)
+        pt_gemm_set_threads(1)
     return np.asarray(y)
 
 

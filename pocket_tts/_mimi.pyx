@@ -11,7 +11,7 @@ Packed weight layouts (made by :mod:`pocket_tts.mimi`): see csrc/conv.h.
 
 import numpy as np
 cimport numpy as cnp
-from gemm cimport PtMatrix, PT_F32, pt_packed_size, pt_pack_nt, pt_pack_nn
+from gemm cimport PtMatrix, PT_F32, pt_packed_size, pt_pack_nt, pt_pack_nn, pt_gemm_set_threads
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from libc.stdint cimport int64_t
@@ -315,8 +315,9 @@ cdef class MimiKernel:
         if rc != 0:
             raise RuntimeError("Mimi decoder KV-cache error")
 
-    def encode(self, const float[::1] audio, int chunk_frames=8):
-        """audio[n * frame_size] (already right-padded) -> latents[n, inner]."""
+    def encode(self, const float[::1] audio, int chunk_frames=8, int threads=2):
+        """audio[n * frame_size] (already right-padded) -> latents[n, inner]. Large products
+        are split over ``threads`` (<= 2) threads: encoding runs while nothing else does."""
         cdef Py_ssize_t L = audio.shape[0]
         if L == 0 or L % self.enc.frame_size:
             raise ValueError(f"audio length {L} is not a positive multiple of "
@@ -340,7 +341,9 @@ cdef class MimiKernel:
         cdef int rc
         try:
             with nogil:
+                pt_gemm_set_threads(threads)
                 rc = pt_mimi_encode(&self.enc, &audio[0], n, chunk_frames, op, sp, caches, cp)
+                pt_gemm_set_threads(1)
         finally:
             free(caches)
         if rc != 0:

@@ -401,6 +401,25 @@ class SafetensorsFile:
         arr.flags.writeable = False
         return arr
 
+    def read_into(self, name: str, out: np.ndarray) -> None:
+        """Copy tensor ``name``'s raw bytes into the C-contiguous buffer ``out`` with ``pread``
+        (no mapping: the page cache is not charged to this process, so a load never holds the
+        file and its copy resident at once)."""
+        info = self.header.tensors[name]
+        view = memoryview(out).cast("B")
+        if view.nbytes != info.nbytes or not out.flags.c_contiguous:
+            raise ValueError(f"{name}: buffer of {view.nbytes} bytes for {info.nbytes}")
+        offset, done = self.header.data_start + info.begin, 0
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            while done < info.nbytes:
+                n = os.preadv(fd, [view[done:]], offset + done)
+                if n <= 0:
+                    raise SafetensorsError(f"{self.path}: file shrank while reading {name}")
+                done += n
+        finally:
+            os.close(fd)
+
     def get(self, name: str) -> np.ndarray:
         """Tensor ``name`` as a numpy array; BF16 is widened (exactly) to a float32 copy."""
         arr = self.get_raw(name)

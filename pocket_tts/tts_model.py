@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,14 @@ class TTSModel:
         )
         self.dtype = dtype
         self.flow_lm = FlowLM(config, weights, dtype=dtype)
-        self.mimi = Mimi(config, weights)
+        # The kernels keep packed copies: drop each original as soon as it has been consumed,
+        # so loading never holds two copies of a whole stage (peak RSS).
+        for key in [k for k in weights if k.startswith("flow_lm.flow_net.")]:
+            del weights[key]
+        mimi_weights = _Consuming(
+            {k: weights.pop(k) for k in [k for k in weights if k.startswith("mimi.")]}
+        )
+        self.mimi = Mimi(config, mimi_weights)
         self._noise = _flow_lm.NoiseSource(
             seed if seed is not None else int.from_bytes(np.random.bytes(8), "little")
         )
@@ -483,3 +491,14 @@ def _torch_linspace_0_1(steps: int) -> np.ndarray:
         np.float32(1) - step * (steps - 1 - i).astype(np.float32),
     )
     return out.astype(np.float32)
+
+
+class _Consuming(dict):
+    """A dict whose lookups remove the entry: a consumer that re-lays-out each tensor drops the
+    original as it goes."""
+
+    def __getitem__(self, key: str) -> Any:
+        return self.pop(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.pop(key, default)

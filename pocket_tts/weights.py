@@ -209,14 +209,14 @@ def load_weights(
 
         weights: dict[str, np.ndarray] = {}
         for key, shape in expected.items():
-            src = f.get_raw(key)  # a view into the mapping: no copy yet
+            file_dtype = found[key].dtype
             if is_low_precision_key(key):
                 f32 = np.empty(shape, np.float32)
-                _widen(src, found[key].dtype, f32)
+                _read(f, key, file_dtype, f32)
                 _store(weights, key, f32, dtype)
                 continue
             dst = aligned_empty(shape, np.float32)
-            _widen(src, found[key].dtype, dst)
+            _read(f, key, file_dtype, dst)
             weights[key] = dst
     return weights
 
@@ -226,3 +226,14 @@ def _widen(src: np.ndarray, file_dtype: str, dst: np.ndarray) -> None:
         bfloat16_bits_to_float32(src, out=dst)
     else:  # F32 copy or exact F16 -> F32 widening, straight into dst
         np.copyto(dst, src, casting="safe")
+
+
+def _read(f: SafetensorsFile, key: str, file_dtype: str, dst: np.ndarray) -> None:
+    """Read one tensor into float32 ``dst``: straight from the file for F32, through a raw
+    buffer of the tensor's own size for F16/BF16 (widened exactly)."""
+    if file_dtype == "F32":
+        f.read_into(key, dst)
+        return
+    raw = np.empty(dst.shape, np.uint16)
+    f.read_into(key, raw)
+    _widen(raw.view(np.float16) if file_dtype == "F16" else raw, file_dtype, dst)

@@ -166,3 +166,15 @@ def test_pack_nt_matches_numpy_panels() -> None:
 
     w = f32(37, 11)
     assert np.array_equal(K.pack_nt(w), pack_panels(w).reshape(-1))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_gemm_two_threads_is_bit_identical(dtype: str) -> None:
+    from pocket_tts.weights import pack_panels
+
+    w, x = f32(1000, 512), f32(20, 512)
+    stored = w if dtype == "float32" else w.astype(np.float16).view(np.uint16)
+    packed = pack_panels(stored)
+    one = K.gemm(x, packed, dtype, 1000, threads=1)
+    two = K.gemm(x, packed, dtype, 1000, threads=2)
+    assert np.array_equal(one, two)
