@@ -88,6 +88,8 @@ static void gemm_generic(float *y, int ldy, const float *x, int ldx, const PtMat
 }
 
 #define TARGET __attribute__((target("avx2,fma,f16c")))
+/* Rows of activations per block (a multiple of the 6-row tile). */
+#define PT_ROW_BLOCK 96
 
 /* The 16 weights of panel row i, widened to two fp32 vectors. */
 TARGET static inline __attribute__((always_inline)) void load16(const void *pp, size_t i,
@@ -143,11 +145,14 @@ TARGET static inline __attribute__((always_inline)) void tile(float *out, const 
                             int M, const float *bias, int acc, int p_begin, int p_end) {        \
         int k = w->in;                                                                         \
         float buf[6 * PT_PANEL];                                                               \
+        /* Row blocks keep their activations cache-resident across all panels. */             \
+        for (int rb = 0; rb < M; rb += PT_ROW_BLOCK) {                                         \
+        int rb_end = M - rb < PT_ROW_BLOCK ? M : rb + PT_ROW_BLOCK;                            \
         for (int p = p_begin; p < p_end; p++) {                                                \
             const char *pp = (const char *)w->data + (size_t)p * k * PT_PANEL * (ESIZE);       \
             int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;    \
-            for (int r0 = 0; r0 < M; r0 += 6) {                                                \
-                int R = M - r0 < 6 ? M - r0 : 6;                                               \
+            for (int r0 = rb; r0 < rb_end; r0 += 6) {                                          \
+                int R = rb_end - r0 < 6 ? rb_end - r0 : 6;                                     \
                 const float *xr = x + (size_t)r0 * ldx;                                        \
                 switch (R) {                                                                   \
                 case 1: tile(buf, xr, ldx, pp, k, 1, DTYPE); break;                            \
@@ -161,6 +166,7 @@ TARGET static inline __attribute__((always_inline)) void tile(float *out, const 
                     store_row(y + (size_t)(r0 + r) * ldy + p * PT_PANEL, buf + r * PT_PANEL,   \
                               w, p, cols, bias, acc);                                          \
             }                                                                                  \
+        }                                                                                      \
         }                                                                                      \
     }
 
