@@ -27,7 +27,13 @@ from .audio import _is_safetensors_source
 from .config import CONFIGS_DIR, Config, load_config
 from .flow_lm import FlowLM, FlowLMState
 from .mimi import Mimi
-from .text import TextOptions, chunk_text_for_generation
+from .text import (
+    TextChunk,
+    TextOptions,
+    chunk_text_for_generation,
+    effective_frames_after_eos,
+    prepare_chunk,
+)
 from .threads import limit_blas_threads
 from .tokenizer import build_tokenizer
 from .voice import VoiceState, export_model_state, import_model_state, voice_state_from_audio
@@ -334,13 +340,17 @@ class TTSModel:
             raise TypeError("model_state must come from get_state_for_audio_prompt (or be None)")
         if model_state is not None:
             model_state.validate(self.flow_lm)
-        chunks = chunk_text_for_generation(
-            self.tokenizer,
-            text_to_generate,
+        chunks = self._bounded_chunks(
+            chunk_text_for_generation(
+                self.tokenizer,
+                text_to_generate,
+                max_tokens,
+                frames_after_eos,
+                self.model_recommended_frames_after_eos,
+                self.text_options,
+            ),
             max_tokens,
             frames_after_eos,
-            self.model_recommended_frames_after_eos,
-            self.text_options,
         )
         if seed is not None:
             self.seed(seed)
@@ -354,6 +364,38 @@ class TTSModel:
                 yield from self._generate_chunk(
                     model_state, chunk.text, chunk.frames_after_eos, copy_state, stop
                 )
+
+    def _bounded_chunks(
+        self, chunks: list[TextChunk], max_tokens: int, frames_after_eos: int | None
+    ) -> list[TextChunk]:
+        """Split chunks that the reference's chunker leaves oversized (a run of text with no
+        sentence or comma boundary) at word boundaries into pieces of at most ``max_tokens``
+        tokens. Deliberate deviation: the reference generates such a chunk whole (warning that
+        words may be skipped), with KV caches and a generation budget growing with its length;
+        here per-chunk memory stays bounded whatever the text."""
+        out: list[TextChunk] = []
+        for chunk in chunks:
+            if len(self.tokenizer.encode(chunk.text)) <= max_tokens:
+                out.append(chunk)
+                continue
+            piece: list[str] = []
+            for word in chunk.text.split():
+                candidate = self._prepared(" ".join([*piece, word]), frames_after_eos).text
+                if piece and len(self.tokenizer.encode(candidate)) > max_tokens:
+                    out.append(self._prepared(" ".join(piece), frames_after_eos))
+                    piece = [word]
+                else:
+                    piece.append(word)
+            if piece:
+                out.append(self._prepared(" ".join(piece), frames_after_eos))
+        return out
+
+    def _prepared(self, text: str, frames_after_eos: int | None) -> TextChunk:
+        prepared, guess = prepare_chunk(text, **self.text_options.as_kwargs())
+        frames = effective_frames_after_eos(
+            frames_after_eos, guess, self.model_recommended_frames_after_eos
+        )
+        return TextChunk(prepared, frames)
 
     def _generate_chunk(
         self,

@@ -55,6 +55,30 @@ def test_long_stream_does_not_grow(random_checkpoint, tmp_path, request) -> None
     assert (b[0] - a[0]) / 1500 < 300, (a, b)
 
 
+def test_unpunctuated_text_streams_in_bounded_chunks(random_checkpoint) -> None:
+    """"word " * 1000 has no boundary at all: it still streams in chunks of <= max_tokens
+    tokens, so KV caches and buffers stay the size of one short chunk."""
+    yaml_path, _ = random_checkpoint("english_2m_2026-10")
+    model = TTSModel.load_model(config=str(yaml_path), seed=0)
+    model.eos_threshold = -1e9
+    seen: list[str] = []
+    import tracemalloc
+
+    peaks = []
+    for words in (250, 1000):
+        seen.clear()
+        tracemalloc.start()
+        for _ in model.generate_audio_stream(
+            None, "word " * words, on_text_chunk=lambda i, n, t: seen.append(t), seed=0
+        ):
+            pass
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert all(len(model.tokenizer.encode(t)) <= 50 for t in seen)
+        assert sum(t.lower().count("word") for t in seen) == words
+    assert peaks[1] <= peaks[0] * 1.25 + 256 * 1024, peaks
+
+
 def test_peak_memory_independent_of_text_length(random_checkpoint) -> None:
     """Peak traced memory of a 10-sentence and a 40-sentence text is the same: text chunks
     are generated one after another with per-chunk buffers."""
