@@ -115,13 +115,42 @@ TARGET static inline __attribute__((always_inline)) void load16(const void *pp, 
     }
 }
 
-/* R rows (1..6) x 16 columns over all k: 2R accumulators, R broadcasts + one panel row per k.
+/* R rows (1..6; 0 = a one-row call) x 16 columns over all k: 2R accumulators, R broadcasts +
+ * one panel row per k.
  * One accumulation order for every R, so a row's result never depends on its neighbours (a
  * single row is latency-bound at 16 weights per FMA latency, still above DRAM bandwidth). */
 TARGET static inline __attribute__((always_inline)) void tile(float *out, const float *x,
                                                               int ldx, const void *pp, int k,
                                                               const int R, const int dtype) {
     __m256 a[6][2], w0, w1;
+    if (R == 0) {
+        /* A call with a single row (the flow-LM step, a GEMV): two accumulator pairs over
+         * even/odd k hide the FMA latency, which otherwise caps compact dtypes below DRAM
+         * speed. Only whole calls of one row take this path, so every row of a multi-row call
+         * is still computed the same way whatever the call size. */
+        __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+        __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
+        int i = 0;
+        for (; i + 2 <= k; i += 2) {
+            load16(pp, i, dtype, &w0, &w1);
+            __m256 xb = _mm256_broadcast_ss(x + i);
+            b0 = _mm256_fmadd_ps(xb, w0, b0);
+            b1 = _mm256_fmadd_ps(xb, w1, b1);
+            load16(pp, i + 1, dtype, &w0, &w1);
+            xb = _mm256_broadcast_ss(x + i + 1);
+            c0 = _mm256_fmadd_ps(xb, w0, c0);
+            c1 = _mm256_fmadd_ps(xb, w1, c1);
+        }
+        if (i < k) {
+            load16(pp, i, dtype, &w0, &w1);
+            __m256 xb = _mm256_broadcast_ss(x + i);
+            b0 = _mm256_fmadd_ps(xb, w0, b0);
+            b1 = _mm256_fmadd_ps(xb, w1, b1);
+        }
+        _mm256_storeu_ps(out, _mm256_add_ps(b0, c0));
+        _mm256_storeu_ps(out + 8, _mm256_add_ps(b1, c1));
+        return;
+    }
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();
     for (int i = 0; i < k; i++) {
@@ -154,7 +183,8 @@ TARGET static inline __attribute__((always_inline)) void tile(float *out, const 
             for (int r0 = rb; r0 < rb_end; r0 += 6) {                                          \
                 int R = rb_end - r0 < 6 ? rb_end - r0 : 6;                                     \
                 const float *xr = x + (size_t)r0 * ldx;                                        \
-                switch (R) {                                                                   \
+                switch (M == 1 ? 0 : R) {                                                      \
+                case 0: tile(buf, xr, ldx, pp, k, 0, DTYPE); break;                            \
                 case 1: tile(buf, xr, ldx, pp, k, 1, DTYPE); break;                            \
                 case 2: tile(buf, xr, ldx, pp, k, 2, DTYPE); break;                            \
                 case 3: tile(buf, xr, ldx, pp, k, 3, DTYPE); break;                            \
