@@ -51,17 +51,8 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure_reference(args) -> dict:
-    import torch
-    from pocket_tts.modules.stateful_module import increment_steps, init_states
-
-    from pocket_tts import TTSModel
-
-    torch.set_num_threads(1)
-    model = TTSModel.load_model(config=args.config, eos_threshold=1e9)
-    load_s = time.perf_counter() - _T0
-    model.max_decoder_frames_per_call = 0
-    res = {"engine": "reference", "dtype": "float32", "load_s": load_s}
+def voice_and_first_audio(model, args, res: dict):
+    """Voice-prompt encoding and time to first audio, through the API both engines share."""
     res["voice_encode_s"] = median_time(
         lambda: model.get_state_for_audio_prompt(args.voice), 1 if args.quick else 3
     )
@@ -78,6 +69,34 @@ def measure_reference(args) -> dict:
 
     first_chunk()
     res["ttfa_ms"] = 1000 * statistics.median(first_chunk() for _ in range(3 if args.quick else 7))
+    return voice
+
+
+def real_time_factor(model, voice, args, res: dict) -> None:
+    """Wall time / audio time over ``args.frames`` frames (EOS disabled), then peak RSS."""
+    frames = args.frames
+    model._estimate_max_gen_len = lambda n: frames
+
+    def run():
+        audio = model.generate_audio(voice, SENTENCE)
+        assert audio.shape[-1] == frames * 1920
+
+    res["rtf"] = median_time(run, 1 if args.quick else 3) / (frames * 0.08)
+    res["peak_rss_mb"] = peak_rss_mb()
+
+
+def measure_reference(args) -> dict:
+    import torch
+    from pocket_tts.modules.stateful_module import increment_steps, init_states
+
+    from pocket_tts import TTSModel
+
+    torch.set_num_threads(1)
+    model = TTSModel.load_model(config=args.config, eos_threshold=1e9)
+    load_s = time.perf_counter() - _T0
+    model.max_decoder_frames_per_call = 0
+    res = {"engine": "reference", "dtype": "float32", "load_s": load_s}
+    voice = voice_and_first_audio(model, args, res)
 
     with torch.no_grad():
         import copy
@@ -104,15 +123,7 @@ def measure_reference(args) -> dict:
             decode()
         res["mimi_frame_ms"] = 1000 * median_time(decode, 20 if args.quick else 60)
 
-    frames = args.frames
-    model._estimate_max_gen_len = lambda n: frames
-
-    def run():
-        audio = model.generate_audio(voice, SENTENCE)
-        assert audio.shape[-1] == frames * 1920
-
-    res["rtf"] = median_time(run, 1 if args.quick else 3) / (frames * 0.08)
-    res["peak_rss_mb"] = peak_rss_mb()
+    real_time_factor(model, voice, args, res)
     return res
 
 
@@ -126,22 +137,7 @@ def measure_ours(args) -> dict:
     model = TTSModel.load_model(config=args.config, eos_threshold=1e9, dtype=args.dtype, seed=0)
     load_s = time.perf_counter() - _T0
     res = {"engine": "ours", "dtype": args.dtype, "load_s": load_s}
-    res["voice_encode_s"] = median_time(
-        lambda: model.get_state_for_audio_prompt(args.voice), 1 if args.quick else 3
-    )
-    voice = model.get_state_for_audio_prompt(args.voice)
-
-    def first_chunk():
-        model._estimate_max_gen_len = lambda n: 4
-        t = time.perf_counter()
-        first = None
-        for _ in model.generate_audio_stream(voice, SENTENCE):
-            if first is None:
-                first = time.perf_counter() - t
-        return first
-
-    first_chunk()
-    res["ttfa_ms"] = 1000 * statistics.median(first_chunk() for _ in range(3 if args.quick else 7))
+    voice = voice_and_first_audio(model, args, res)
 
     lm = model.flow_lm
     state = voice.to_flow_state(lm, voice.offset + 400)
@@ -162,15 +158,7 @@ def measure_ours(args) -> dict:
     res["mimi_frame_ms"] = 1000 * median_time(
         lambda: model.mimi.decode(dec, z, out), 20 if args.quick else 60
     )
-    frames = args.frames
-    model._estimate_max_gen_len = lambda n: frames
-
-    def run():
-        audio = model.generate_audio(voice, SENTENCE)
-        assert audio.shape[-1] == frames * 1920
-
-    res["rtf"] = median_time(run, 1 if args.quick else 3) / (frames * 0.08)
-    res["peak_rss_mb"] = peak_rss_mb()
+    real_time_factor(model, voice, args, res)
     return res
 
 
