@@ -17,5 +17,6 @@ tools/setup_reference_venv.sh
 .venv/bin/pytest -q --cov --cov-report=term --cov-fail-under=80 \
     -p no:cacheprovider "$@"
 # Short benchmark pass against the reference in the same run; fails only on a gross
-# regression (real-time factor no better than the reference's), never on absolute times.
-.venv/bin/python benchmarks/compare.py --quick --min-rtf-ratio 1.0 --json artifacts/bench.json
+# regression (real-time factor under 0.7x the reference's; normally 1.2-2.7x better), never
+# on absolute times: these machines are noisy.
+.venv/bin/python benchmarks/compare.py --quick --min-rtf-ratio 0.7 --json artifacts/bench.json
