@@ -34,10 +34,3 @@ void pt_matmul(float *y, const float *a, const float *b, int M, int K, int N, in
     /* Row-major y = a.b  <=>  column-major y^T = b^T . a^T. */
     blas_sgemm("N", "N", &N, &M, &K, &one, (float *)b, &N, (float *)a, &K, &beta, y, &N);
 }
-
-void pt_linear_ld(float *y, int ldy, const float *x, const float *w, int T, int in, int out,
-                  int accumulate) {
-    float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-    /* Column-major: y^T (out x T, leading dim ldy) = w^T' . x^T. */
-    blas_sgemm("T", "N", &out, &T, &in, &one, (float *)w, &in, (float *)x, &in, &beta, y, &ldy);
-}

@@ -16,10 +16,6 @@ void pt_blas_set(pt_sgemm_fn sgemm, pt_sgemv_fn sgemv);
 void pt_linear(float *y, const float *x, const float *w, const float *bias, int T, int in,
                int out, int accumulate);
 
-/* Like pt_linear (no bias) but y rows have stride ldy >= out: writes y[T, 0:out]. */
-void pt_linear_ld(float *y, int ldy, const float *x, const float *w, int T, int in, int out,
-                  int accumulate);
-
 /* y[M, N] = a[M, K] . b[K, N] (row-major), beta=accumulate. */
 void pt_matmul(float *y, const float *a, const float *b, int M, int K, int N, int accumulate);
 
