@@ -91,7 +91,8 @@ def read_bandwidth_gbs() -> float:
 
 
 def lm_bytes(yaml_path: Path, weights: Path, dtype: str) -> int:
-    """Bytes the LM step streams per frame: transformer matrices (in ``dtype``) + flow head."""
+    """Bytes the LM step streams per frame: transformer and flow-head matrices (in ``dtype``)
+    and the head's float32 vectors."""
     from pocket_tts.config import load_config
     from pocket_tts.weights import is_low_precision_key, load_weights
 
@@ -99,9 +100,10 @@ def lm_bytes(yaml_path: Path, weights: Path, dtype: str) -> int:
     w = load_weights(cfg, weights, dtype=dtype)
     total = 0
     for k, v in w.items():
-        if is_low_precision_key(k) or k.endswith(".scale") and "transformer" in k:
-            total += v.nbytes
-        elif k.startswith("flow_lm.flow_net.") and "time_embed" not in k:
+        base = k.removesuffix(".scale")
+        if ".time_embed." in k:
+            continue
+        if is_low_precision_key(base) or k.startswith("flow_lm.flow_net."):
             total += v.nbytes
     return total
 

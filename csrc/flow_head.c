@@ -4,9 +4,9 @@
 #include "elementwise.h"
 #include "gemm.h"
 
-/* y[out] = x[in] . W^T + b with W in gemm.h panels (every head matrix is packed at load). */
-static void lin(float *y, const float *x, const float *wp, const float *b, int in, int out) {
-    pt_gemm_packed(y, out, x, in, wp, 1, out, in, b, 0);
+/* y[W.out] = x[W.in] . W^T + b */
+static void lin(float *y, const float *x, const PtMatrix *w, const float *b) {
+    pt_gemm(y, w->out, x, w->in, w, 1, b, 0);
 }
 
 size_t pt_flow_head_scratch_size(const PtFlowHead *f) {
@@ -21,9 +21,9 @@ static void time_embed(const PtTimeEmbedWeights *te, float t, int W, float *out,
         emb[k] = cosf(a);
         emb[k + 128] = sinf(a);
     }
-    lin(tmp, emb, te->w0, te->b0, 256, W);
+    lin(tmp, emb, &te->w0, te->b0);
     pt_silu(tmp, tmp, (size_t)W);
-    lin(out, tmp, te->w2, te->b2, W, W);
+    lin(out, tmp, &te->w2, te->b2);
     pt_rms_norm_unbiased(out, out, te->alpha, 1, W, 1e-5f);
 }
 
@@ -33,8 +33,8 @@ static void velocity(const PtFlowHead *f, const float *c, const float *ts, const
     int W = f->width;
     float *y = scratch, *sy = y + W, *xh = sy + W, *h = xh + W, *h2 = h + W;
     float *mod = h2 + W, *emb = mod + 3 * W, *tmp = emb + 256, *te_sum = tmp + W;
-    lin(xh, x, f->in_w, f->in_b, f->ldim, W);
-    lin(y, c, f->cond_w, f->cond_b, f->cond_dim, W);
+    lin(xh, x, &f->in_w, f->in_b);
+    lin(y, c, &f->cond_w, f->cond_b);
     if (f->num_time_conds) {
         /* Reference: y + (sum_j emb_j(t_j)) / n_t. */
         for (int j = 0; j < f->num_time_conds; j++) {
@@ -48,26 +48,26 @@ static void velocity(const PtFlowHead *f, const float *c, const float *ts, const
     pt_silu(sy, y, (size_t)W);
     for (int b = 0; b < f->depth; b++) {
         const PtResBlockWeights *rb = &f->blocks[b];
-        lin(mod, sy, rb->ada_w, rb->ada_b, W, 3 * W);
+        lin(mod, sy, &rb->ada_w, rb->ada_b);
         const float *shift = mod, *scale = mod + W, *gate = mod + 2 * W;
         pt_layer_norm(h, xh, rb->ln_w, rb->ln_b, 1, W, 1e-6f);
         for (int i = 0; i < W; i++) h[i] = h[i] * (1.0f + scale[i]) + shift[i];
-        lin(h2, h, rb->w0, rb->b0, W, W);
+        lin(h2, h, &rb->w0, rb->b0);
         pt_silu(h2, h2, (size_t)W);
-        lin(h, h2, rb->w2, rb->b2, W, W);
+        lin(h, h2, &rb->w2, rb->b2);
         for (int i = 0; i < W; i++) xh[i] = xh[i] + gate[i] * h[i];
     }
-    lin(mod, sy, f->final_ada_w, f->final_ada_b, W, 2 * W);
+    lin(mod, sy, &f->final_ada_w, f->final_ada_b);
     pt_layer_norm(h, xh, NULL, NULL, 1, W, 1e-6f);
     for (int i = 0; i < W; i++) h[i] = h[i] * (1.0f + mod[W + i]) + mod[i];
-    lin(out, h, f->final_w, f->final_b, W, f->ldim);
+    lin(out, h, &f->final_w, f->final_b);
 }
 
 void pt_flow_head_sample(const PtFlowHead *f, const float *c, const float *noise, int steps,
                          float *latent, float *scratch) {
     int L = f->ldim;
     float *v = scratch + (size_t)f->width * 10 + 256 + 32;
-    float ts[2];
+    float ts[2] = {0.0f, 0.0f};
     switch (f->type) {
     case PT_FLOW_DRIFTING:
         velocity(f, c, ts, noise, latent, scratch);

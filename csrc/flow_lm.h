@@ -16,16 +16,16 @@ typedef struct {
     int num_layers;
     const PtLayerWeights *layers;    /* [num_layers] */
     int ldim;
-    const float *input_linear;       /* [d, ldim] */
+    PtMatrix input_linear;           /* [d, ldim], float32 panels */
     const float *bos_emb;            /* [ldim], replaces a NaN input latent */
     const float *out_norm_w, *out_norm_b;
-    const float *z_proj;             /* [z_dim, d] or NULL */
+    PtMatrix z_proj;                 /* [z_dim, d], float32 panels; data NULL if absent */
     int cond_dim;                    /* z_dim or d */
     const float *eos_w;              /* [cond_dim] */
     float eos_b;
     const float *embed;              /* [n_bins + 1, rank or d] */
     int embed_dim;                   /* rank or d */
-    const float *embed_proj;         /* [d, rank] or NULL */
+    PtMatrix embed_proj;             /* [d, rank], float32 panels; data NULL if absent */
     PtFlowHead head;
 } PtFlowLM;
 
@@ -42,9 +42,13 @@ int pt_flow_lm_embed_tokens(const PtFlowLM *m, const long long *tokens, int T, i
 int pt_flow_lm_prefill(const PtFlowLM *m, PtKVCache *caches, float *x, int T, float *scratch);
 
 /* One autoregressive step: latent_in[ldim] (NaN -> bos_emb) -> transformer -> out_norm
- * (-> z_proj) = cond[cond_dim]; eos_logit; latent_out = head(cond, noise). Returns 0 / -1. */
-int pt_flow_lm_step(const PtFlowLM *m, PtKVCache *caches, const float *latent_in,
-                    const float *noise, int steps, float *latent_out, float *cond,
-                    float *eos_logit, float *scratch);
+ * (-> z_proj) = cond[cond_dim]; eos_logit; latent_out = head(cond, noise). Returns 0 / -1.
+ * With T > 0, prefix[T, d] conditioning rows are prefilled in the same transformer pass, just
+ * before the latent: the weights are streamed once instead of twice (a text chunk's prefill
+ * and its first frame; the first latent's input does not depend on the prefill's output).
+ * Scratch: pt_flow_lm_scratch_size(m, T + 1, ...). */
+int pt_flow_lm_step(const PtFlowLM *m, PtKVCache *caches, const float *prefix, int T,
+                    const float *latent_in, const float *noise, int steps, float *latent_out,
+                    float *cond, float *eos_logit, float *scratch);
 
 #endif

@@ -38,32 +38,32 @@ cdef extern from "flow_head.h" nogil:
         PT_FLOW_DRIFTING
         PT_FLOW_POINTWISE
     ctypedef struct PtTimeEmbedWeights:
-        const float *w0
+        PtMatrix w0
         const float *b0
-        const float *w2
+        PtMatrix w2
         const float *b2
         const float *alpha
         const float *freqs
     ctypedef struct PtResBlockWeights:
         const float *ln_w
         const float *ln_b
-        const float *w0
+        PtMatrix w0
+        PtMatrix w2
         const float *b0
-        const float *w2
         const float *b2
-        const float *ada_w
+        PtMatrix ada_w
         const float *ada_b
     ctypedef struct PtFlowHead:
         int type, ldim, width, depth, cond_dim, num_time_conds
         PtTimeEmbedWeights time[2]
-        const float *cond_w
+        PtMatrix cond_w
         const float *cond_b
-        const float *in_w
+        PtMatrix in_w
         const float *in_b
         PtResBlockWeights blocks[32]
-        const float *final_ada_w
+        PtMatrix final_ada_w
         const float *final_ada_b
-        const float *final_w
+        PtMatrix final_w
         const float *final_b
     size_t pt_flow_head_scratch_size(const PtFlowHead *f)
     void pt_flow_head_sample(const PtFlowHead *f, const float *c, const float *noise, int steps,
@@ -75,23 +75,23 @@ cdef extern from "flow_lm.h" nogil:
         int num_layers
         const PtLayerWeights *layers
         int ldim
-        const float *input_linear
+        PtMatrix input_linear
         const float *bos_emb
         const float *out_norm_w
         const float *out_norm_b
-        const float *z_proj
+        PtMatrix z_proj
         int cond_dim
         const float *eos_w
         float eos_b
         const float *embed
         int embed_dim
-        const float *embed_proj
+        PtMatrix embed_proj
         PtFlowHead head
     size_t pt_flow_lm_scratch_size(const PtFlowLM *m, int T, int max_keys)
     int pt_flow_lm_embed_tokens(const PtFlowLM *m, const long long *tokens, int T, int n_bins,
                                 float *out, float *scratch)
     int pt_flow_lm_prefill(const PtFlowLM *m, PtKVCache *caches, float *x, int T,
                            float *scratch)
-    int pt_flow_lm_step(const PtFlowLM *m, PtKVCache *caches, const float *latent_in,
-                        const float *noise, int steps, float *latent_out, float *cond,
-                        float *eos_logit, float *scratch)
+    int pt_flow_lm_step(const PtFlowLM *m, PtKVCache *caches, const float *prefix, int T,
+                        const float *latent_in, const float *noise, int steps,
+                        float *latent_out, float *cond, float *eos_logit, float *scratch)

@@ -71,7 +71,7 @@ cdef int _matrix(PtMatrix *m, dict keep, dict w, str name, str storage, int out)
     return 0
 
 
-cdef const float *_packed_ptr(dict keep, dict w, str name) except NULL:
+cdef int _f32_matrix(PtMatrix *m, dict keep, dict w, str name) except -1:
     """Pack float32 matrix ``name`` [out, in] into gemm.h panels (kept alive in ``keep``)."""
     cdef cnp.ndarray a = np.ascontiguousarray(w[name], dtype=np.float32)
     if a.ndim != 2:
@@ -80,7 +80,12 @@ cdef const float *_packed_ptr(dict keep, dict w, str name) except NULL:
     pt_pack_nt(<float *>cnp.PyArray_DATA(out), <const float *>cnp.PyArray_DATA(a),
                a.shape[0], a.shape[1])
     keep[name] = out
-    return <const float *>cnp.PyArray_DATA(out)
+    m.data = cnp.PyArray_DATA(out)
+    m.dtype = PT_F32
+    m.out = a.shape[0]
+    m.n_in = a.shape[1]
+    m.scale = NULL
+    return 0
 
 
 cdef class NoiseSource:
@@ -170,7 +175,8 @@ cdef class FlowLMKernel:
 
     def __init__(self, dict w, *, int num_heads, int num_kv_heads, int head_dim, int ffn_dim,
                  float max_period, int num_layers, str flow_type, int flow_depth,
-                 int n_bins, object z_dim=None, object rank=None, str storage="float32"):
+                 int n_bins, object z_dim=None, object rank=None, str storage="float32",
+                 str head_storage="float32"):
         cdef dict keep = {}
         self.keep = keep
         p = "flow_lm."
@@ -207,12 +213,12 @@ cdef class FlowLMKernel:
             _matrix(&self.layer_weights[i].linear2, keep, w, q + "linear2.weight", storage, d)
         self.m.layers = self.layer_weights
         self.m.ldim = self.ldim
-        self.m.input_linear = _ptr(keep, w, p + "input_linear.weight")
+        _f32_matrix(&self.m.input_linear, keep, w, p + "input_linear.weight")
         self.m.bos_emb = _ptr(keep, w, p + "bos_emb")
         self.m.out_norm_w = _ptr(keep, w, p + "out_norm.weight")
         self.m.out_norm_b = _ptr(keep, w, p + "out_norm.bias")
         if z_dim:
-            self.m.z_proj = _ptr(keep, w, p + "z_proj.weight")
+            _f32_matrix(&self.m.z_proj, keep, w, p + "z_proj.weight")
             self.m.cond_dim = z_dim
         else:
             self.m.cond_dim = d
@@ -222,7 +228,7 @@ cdef class FlowLMKernel:
         self.m.embed = _ptr(keep, w, p + "conditioner.embed.weight")
         if rank:
             self.m.embed_dim = rank
-            self.m.embed_proj = _ptr(keep, w, p + "conditioner.proj.weight")
+            _f32_matrix(&self.m.embed_proj, keep, w, p + "conditioner.proj.weight")
         else:
             self.m.embed_dim = d
         f = p + "flow_net."
@@ -232,35 +238,39 @@ cdef class FlowLMKernel:
             raise ValueError(f"flow depth {flow_depth} > {PT_FLOW_MAX_DEPTH}")
         self.m.head.type = FLOW_TYPES[flow_type]
         self.m.head.ldim = self.ldim
-        self.m.head.width = w[f + "input_proj.weight"].shape[0]
+        cdef int width = w[f + "input_proj.bias"].shape[0]
+        self.m.head.width = width
         self.m.head.depth = flow_depth
         self.m.head.cond_dim = self.m.cond_dim
         self.m.head.num_time_conds = {"lsd": 2, "flow_matching": 1}.get(flow_type, 0)
         for j in range(self.m.head.num_time_conds):
             t = f"{f}time_embed.{j}."
-            self.m.head.time[j].w0 = _packed_ptr(keep, w, t + "mlp.0.weight")
+            _matrix(&self.m.head.time[j].w0, keep, w, t + "mlp.0.weight", head_storage, width)
             self.m.head.time[j].b0 = _ptr(keep, w, t + "mlp.0.bias")
-            self.m.head.time[j].w2 = _packed_ptr(keep, w, t + "mlp.2.weight")
+            _matrix(&self.m.head.time[j].w2, keep, w, t + "mlp.2.weight", head_storage, width)
             self.m.head.time[j].b2 = _ptr(keep, w, t + "mlp.2.bias")
             self.m.head.time[j].alpha = _ptr(keep, w, t + "mlp.3.alpha")
             self.m.head.time[j].freqs = _ptr(keep, w, t + "freqs")
-        self.m.head.cond_w = _packed_ptr(keep, w, f + "cond_embed.weight")
+        _matrix(&self.m.head.cond_w, keep, w, f + "cond_embed.weight", head_storage, width)
         self.m.head.cond_b = _ptr(keep, w, f + "cond_embed.bias")
-        self.m.head.in_w = _packed_ptr(keep, w, f + "input_proj.weight")
+        _matrix(&self.m.head.in_w, keep, w, f + "input_proj.weight", head_storage, width)
         self.m.head.in_b = _ptr(keep, w, f + "input_proj.bias")
         for b in range(flow_depth):
             r = f"{f}res_blocks.{b}."
             self.m.head.blocks[b].ln_w = _ptr(keep, w, r + "in_ln.weight")
             self.m.head.blocks[b].ln_b = _ptr(keep, w, r + "in_ln.bias")
-            self.m.head.blocks[b].w0 = _packed_ptr(keep, w, r + "mlp.0.weight")
+            _matrix(&self.m.head.blocks[b].w0, keep, w, r + "mlp.0.weight", head_storage, width)
             self.m.head.blocks[b].b0 = _ptr(keep, w, r + "mlp.0.bias")
-            self.m.head.blocks[b].w2 = _packed_ptr(keep, w, r + "mlp.2.weight")
+            _matrix(&self.m.head.blocks[b].w2, keep, w, r + "mlp.2.weight", head_storage, width)
             self.m.head.blocks[b].b2 = _ptr(keep, w, r + "mlp.2.bias")
-            self.m.head.blocks[b].ada_w = _packed_ptr(keep, w, r + "adaLN_modulation.1.weight")
+            _matrix(&self.m.head.blocks[b].ada_w, keep, w, r + "adaLN_modulation.1.weight",
+                    head_storage, 3 * width)
             self.m.head.blocks[b].ada_b = _ptr(keep, w, r + "adaLN_modulation.1.bias")
-        self.m.head.final_ada_w = _packed_ptr(keep, w, f + "final_layer.adaLN_modulation.1.weight")
+        _matrix(&self.m.head.final_ada_w, keep, w, f + "final_layer.adaLN_modulation.1.weight",
+                head_storage, 2 * width)
         self.m.head.final_ada_b = _ptr(keep, w, f + "final_layer.adaLN_modulation.1.bias")
-        self.m.head.final_w = _packed_ptr(keep, w, f + "final_layer.linear.weight")
+        _matrix(&self.m.head.final_w, keep, w, f + "final_layer.linear.weight", head_storage,
+                self.ldim)
         self.m.head.final_b = _ptr(keep, w, f + "final_layer.linear.bias")
 
     def new_state(self, int capacity, int max_prefill=512):
@@ -328,21 +338,40 @@ cdef class FlowLMKernel:
             raise ValueError("KV cache overflow")
 
     def step(self, FlowLMState state, const float[::1] latent_in, const float[::1] noise,
-             int steps, float[::1] latent_out, float[::1] cond_out):
+             int steps, float[::1] latent_out, float[::1] cond_out, prefix=None,
+             int threads=1):
         """One autoregressive frame; returns the raw EOS logit. ``latent_in`` all-NaN means BOS.
-        Writes the sampled latent and the head's conditioning vector (out_norm [+ z_proj])."""
+        Writes the sampled latent and the head's conditioning vector (out_norm [+ z_proj]).
+        ``prefix`` (float32 [T, d]) is prefilled in the same pass, just before the latent;
+        ``threads`` (<= 2) splits the products (use 2 only while the decoder is idle)."""
         if (latent_in.shape[0] != self.ldim or noise.shape[0] != self.ldim
                 or latent_out.shape[0] != self.ldim or cond_out.shape[0] != self.cond_dim):
             raise ValueError("step: wrong vector sizes")
         if steps < 1:
             raise ValueError("steps must be >= 1")
-        if state.caches[0].offset + 1 > state.capacity:
+        cdef const float[:, ::1] pre
+        cdef const float *pre_ptr = NULL
+        cdef int T = 0
+        if prefix is not None:
+            pre = prefix
+            if pre.shape[1] != self.d_model:
+                raise ValueError(f"prefix must be [T, {self.d_model}]")
+            T = pre.shape[0]
+            if T > 0:
+                pre_ptr = &pre[0, 0]
+        if state.caches[0].offset + T + 1 > state.capacity:
             raise ValueError(f"KV cache overflow: capacity {state.capacity} reached")
+        scratch_need = pt_flow_lm_scratch_size(&self.m, T + 1, state.capacity)
+        if scratch_need > state.scratch_arr.shape[0]:
+            state.scratch_arr = np.zeros(scratch_need, dtype=np.float32)
+            state.scratch = <float *>cnp.PyArray_DATA(<cnp.ndarray>state.scratch_arr)
         cdef float eos = 0
         cdef int rc
         with nogil:
-            rc = pt_flow_lm_step(&self.m, state.caches, &latent_in[0], &noise[0], steps,
-                                 &latent_out[0], &cond_out[0], &eos, state.scratch)
+            pt_gemm_set_threads(threads)
+            rc = pt_flow_lm_step(&self.m, state.caches, pre_ptr, T, &latent_in[0], &noise[0],
+                                 steps, &latent_out[0], &cond_out[0], &eos, state.scratch)
+            pt_gemm_set_threads(1)
         if rc != 0:
             raise ValueError("KV cache overflow")
         return eos

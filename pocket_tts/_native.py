@@ -4,7 +4,7 @@ instead of silently falling back to slow Python."""
 from __future__ import annotations
 
 try:
-    from . import _flow_lm, _kernels, _mimi
+    from . import _flow_lm, _kernels, _mimi, _pack
 except ImportError as exc:  # pragma: no cover - exercised only on a broken install
     raise ImportError(
         "pocket_tts: the compiled C/Cython kernels are missing or failed to load "
@@ -12,4 +12,4 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
         "in a source checkout, `python setup.py build_ext --inplace`."
     ) from exc
 
-__all__ = ["_flow_lm", "_kernels", "_mimi"]
+__all__ = ["_flow_lm", "_kernels", "_mimi", "_pack"]

@@ -10,6 +10,7 @@ import numpy as np
 
 from ._native import _flow_lm
 from .config import Config
+from .weights import head_storage
 
 FlowLMState = _flow_lm.FlowLMState
 
@@ -50,6 +51,7 @@ class FlowLM:
             z_dim=fc.z_dim,
             rank=fc.lookup_table.rank,
             storage=dtype,
+            head_storage=head_storage(dtype),
         )
         self.dtype = dtype
         self.cond_dim = self.kernel.cond_dim
@@ -111,7 +113,15 @@ class FlowLM:
         latent_out: np.ndarray,
         cond_out: np.ndarray,
         steps: int = 1,
+        prefix: np.ndarray | None = None,
+        threads: int = 1,
     ) -> float:
         """One frame: feed ``latent_in`` (NaN = BOS), sample into ``latent_out`` with the given
-        ``noise``; returns the raw EOS logit. ``cond_out`` receives the head's conditioning."""
-        return self.kernel.step(state, latent_in, noise, steps, latent_out, cond_out)
+        ``noise``; returns the raw EOS logit. ``cond_out`` receives the head's conditioning.
+
+        ``prefix`` (conditioning embeddings ``[T, d_model]``) is prefilled in the same pass
+        as the frame, which then reads the weights once instead of twice (a text chunk's first
+        frame); ``threads=2`` splits the products over both cores (while the decoder idles)."""
+        return self.kernel.step(
+            state, latent_in, noise, steps, latent_out, cond_out, prefix, threads
+        )

@@ -422,13 +422,20 @@ class TTSModel:
         frames: queue.Queue[int | BaseException | None] = queue.Queue()
         abandon = threading.Event()
 
-        lm.prefill(state, lm.embed_tokens(state, tokens))
+        text_embeddings = lm.embed_tokens(state, tokens)
         self._skip_noise(1)  # the reference's text prefill draws one noise vector too
 
         def run_lm() -> None:
             try:
                 self._autoregress(
-                    state, latents, max_gen_len, frames_after_eos, stop, abandon, frames
+                    state,
+                    text_embeddings,
+                    latents,
+                    max_gen_len,
+                    frames_after_eos,
+                    stop,
+                    abandon,
+                    frames,
                 )
             except BaseException as exc:  # forwarded to the consumer
                 frames.put(exc)
@@ -481,6 +488,7 @@ class TTSModel:
     def _autoregress(
         self,
         state: FlowLMState,
+        text_embeddings: np.ndarray,
         latents: np.ndarray,
         max_gen_len: int,
         frames_after_eos: int,
@@ -503,7 +511,19 @@ class TTSModel:
             if stop.is_set() or abandon.is_set():
                 return
             self._draw_noise(noise)
-            eos = lm.step(state, x, noise, latents[step], cond, self.sampler_decode_steps)
+            # The text prefill rides along with the first frame (one pass over the weights,
+            # on both cores: the decoder has nothing to do yet).
+            first = step == 0
+            eos = lm.step(
+                state,
+                x,
+                noise,
+                latents[step],
+                cond,
+                self.sampler_decode_steps,
+                prefix=text_embeddings if first else None,
+                threads=2 if first else 1,
+            )
             stats["eos_logits"][step] = eos
             if (
                 eos > self.eos_threshold

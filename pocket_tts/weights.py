@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .layout import expected_tensors
-from .safetensors import SafetensorsFile, bfloat16_bits_to_float32, float32_to_bfloat16_bits
+from .safetensors import SafetensorsFile, bfloat16_bits_to_float32
 
 if TYPE_CHECKING:
     from .config import Config
@@ -36,17 +36,28 @@ ALIGNMENT = 64
 #: safetensors dtypes accepted in a checkpoint file.
 ACCEPTED_FILE_DTYPES = ("F32", "F16", "BF16")
 
-#: In-memory storage of the flow-LM transformer matrices (the per-frame GEMV's bytes). They are
-#: kept packed in 16-column panels ``[ceil(out/16), in, 16]`` for the kernels (csrc/gemm.h);
-#: every other tensor stays float32 ``[out, in]``. ``float16``/``bfloat16`` hold the raw 16-bit
-#: patterns as uint16; ``int8`` holds symmetric per-row int8 plus a ``<key>.scale`` float32
-#: ``[ceil(out/16) * 16]`` entry (zero-padded).
+#: In-memory storage of the matrices the flow LM streams every frame (transformer and flow head:
+#: the per-frame GEMV's bytes). They are kept packed in 16-column panels
+#: ``[ceil(out/16), in, 16]`` for the kernels (csrc/gemm.h); every other tensor stays float32.
+#: ``float16``/``bfloat16`` hold the raw 16-bit patterns as uint16; ``int8`` holds symmetric
+#: per-row int8 plus a ``<key>.scale`` float32 ``[ceil(out/16) * 16]`` entry (zero-padded); an
+#: int8 model's flow head is stored in float16 (:func:`head_storage`).
 STORAGE_DTYPES = ("float32", "float16", "bfloat16", "int8")
+_STORAGE_NP = {"float32": np.float32, "float16": np.uint16, "bfloat16": np.uint16, "int8": np.int8}
 _LOWP_SUFFIXES = (
     ".self_attn.in_proj.weight",
     ".self_attn.out_proj.weight",
     ".linear1.weight",
     ".linear2.weight",
+)
+#: The flow head's Linear weights (SimpleMLPAdaLN); its norms and biases stay float32.
+_HEAD_SUFFIXES = (
+    ".mlp.0.weight",
+    ".mlp.2.weight",
+    ".adaLN_modulation.1.weight",
+    "cond_embed.weight",
+    "input_proj.weight",
+    "final_layer.linear.weight",
 )
 
 
@@ -54,8 +65,18 @@ PANEL = 16
 
 
 def is_low_precision_key(key: str) -> bool:
-    """True for the flow-LM transformer matrices (stored packed, in ``dtype``)."""
+    """True for the matrices the flow LM streams every frame (stored packed, in ``dtype``):
+    the transformer's and the flow head's Linear weights."""
+    if key.startswith("flow_lm.flow_net."):
+        return key.endswith(_HEAD_SUFFIXES)
     return key.startswith("flow_lm.transformer.layers.") and key.endswith(_LOWP_SUFFIXES)
+
+
+def head_storage(dtype: str) -> str:
+    """Storage of the flow head's matrices for a model stored in ``dtype``: the same, except
+    that int8 models keep an fp16 head (it writes the latent directly; measured: int8 there
+    costs ~3 dB of latent SNR for ~10 % fewer bytes per frame)."""
+    return "float16" if dtype == "int8" else dtype
 
 
 def quantize_rows_int8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +160,8 @@ def _check_storage_dtype(dtype: str) -> str:
 
 def pack_panels(w: np.ndarray) -> np.ndarray:
     """``w[out, in]`` (any dtype) -> aligned panels ``[ceil(out/16), in, 16]``, zero-padded:
-    panel p, row i holds ``w[16p : 16p + 16, i]``."""
+    panel p, row i holds ``w[16p : 16p + 16, i]``. The numpy twin of the C packer that loading
+    uses (tests, benchmarks)."""
     out, n_in = w.shape
     panels = -(-out // PANEL)
     dst = aligned_empty((panels, n_in, PANEL), w.dtype)
@@ -158,20 +180,17 @@ def unpack_panels(packed: np.ndarray, out: int) -> np.ndarray:
 
 
 def _store(weights: dict[str, np.ndarray], key: str, f32: np.ndarray, dtype: str) -> None:
-    """Convert one float32 matrix to its packed storage and put it in ``weights``."""
-    if dtype == "float32":
-        weights[key] = pack_panels(f32)
-    elif dtype == "float16":
-        weights[key] = pack_panels(f32.astype(np.float16).view(np.uint16))
-    elif dtype == "bfloat16":
-        weights[key] = pack_panels(float32_to_bfloat16_bits(f32))
-    else:
-        q, scale = quantize_rows_int8(f32)
-        weights[key] = pack_panels(q)
-        sc = aligned_empty(weights[key].shape[0] * PANEL, np.float32)
-        sc[...] = 0
-        sc[: scale.shape[0]] = scale
-        weights[key + ".scale"] = sc
+    """Convert one float32 matrix to its packed storage (in C, one pass) into ``weights``."""
+    from ._native import _pack
+
+    out, n_in = f32.shape
+    panels = -(-out // PANEL)
+    dst = aligned_empty((panels, n_in, PANEL), _STORAGE_NP[dtype])
+    scale = None
+    if dtype == "int8":
+        scale = weights[key + ".scale"] = aligned_empty(panels * PANEL, np.float32)
+    _pack.pack_weights(f32, dst, scale, dtype)
+    weights[key] = dst
 
 
 def load_weights(
@@ -181,7 +200,7 @@ def load_weights(
 
     Returns ``{key: array}`` in the reference's state-dict order. Every array is C-contiguous,
     64-byte aligned, writable and owned (independent of the file); all are float32 ``[...]`` as
-    in the file except the flow-LM transformer matrices, packed in ``dtype`` (see
+    in the file except the flow-LM transformer and flow-head matrices, packed in ``dtype`` (see
     :data:`STORAGE_DTYPES`), converted one at a time so only the packed copy stays resident.
 
     Raises :class:`pocket_tts.safetensors.SafetensorsError` if the file is malformed, a single
@@ -208,12 +227,16 @@ def load_weights(
             raise CheckpointError(str(path), missing, unexpected, wrong_shape, wrong_dtype)
 
         weights: dict[str, np.ndarray] = {}
+        # One float32 staging buffer, reused for every matrix that gets packed.
+        sizes = [int(np.prod(s)) for k, s in expected.items() if is_low_precision_key(k)]
+        staging = np.empty(max(sizes, default=0), np.float32)
         for key, shape in expected.items():
             file_dtype = found[key].dtype
             if is_low_precision_key(key):
-                f32 = np.empty(shape, np.float32)
+                f32 = staging[: int(np.prod(shape))].reshape(shape)
                 _read(f, key, file_dtype, f32)
-                _store(weights, key, f32, dtype)
+                head = key.startswith("flow_lm.flow_net.")
+                _store(weights, key, f32, head_storage(dtype) if head else dtype)
                 continue
             dst = aligned_empty(shape, np.float32)
             _read(f, key, file_dtype, dst)

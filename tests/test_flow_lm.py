@@ -40,23 +40,41 @@ def close(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def run_scenario(lm: FlowLM, g: dict, name: str) -> dict:
+    """``free`` / ``prompt`` (voice-like prefill first); ``_fused``: the text prefill rides in
+    the first frame's pass (as TTSModel runs it), on two threads."""
     st = lm.new_state(256)
     draw = 0
     res = {}
+    fused = name.endswith("_fused")
+    name = name.removesuffix("_fused")
     if name == "prompt":
         lm.prefill(st, lm.voice_conditioning_from_embeddings(g["prompt"]))
         draw += 1  # the reference draws (and discards) one noise row per prefill call
         res["prompt_kv"] = st.kv[:, :, : st.offset].copy()
     emb = lm.embed_tokens(st, g["tokens"])
     res["emb"] = emb
-    lm.prefill(st, emb)
+    if not fused:
+        lm.prefill(st, emb)
     draw += 1
-    res["text_kv"] = st.kv[:, :, : st.offset].copy()
+    text_end = st.offset + (len(emb) if fused else 0)
     x = np.full(lm.ldim, np.nan, np.float32)
     lat, cond = np.zeros(lm.ldim, np.float32), np.zeros(lm.cond_dim, np.float32)
     conds, eos, lats = [], [], []
     for f in range(FRAMES):
-        eos.append(lm.step(st, x, g["noise"][draw], lat, cond))
+        first = fused and f == 0
+        eos.append(
+            lm.step(
+                st,
+                x,
+                g["noise"][draw],
+                lat,
+                cond,
+                prefix=emb if first else None,
+                threads=2 if first else 1,
+            )
+        )
+        if f == 0:
+            res["text_kv"] = st.kv[:, :, :text_end].copy()
         draw += 1
         conds.append(cond.copy())
         lats.append(lat.copy())
@@ -65,10 +83,11 @@ def run_scenario(lm: FlowLM, g: dict, name: str) -> dict:
     return res
 
 
-@pytest.mark.parametrize("scenario", ["free", "prompt"])
+@pytest.mark.parametrize("scenario", ["free", "prompt", "free_fused", "prompt_fused"])
 def test_parity_with_reference(case, scenario: str) -> None:
     lm, g = case
     r = run_scenario(lm, g, scenario)
+    scenario = scenario.removesuffix("_fused")
     assert r["draws"] == int(g[f"{scenario}_draws"])
     assert close(r["emb"], g["text_embeddings"]) <= 1e-6
     if scenario == "prompt":
@@ -122,6 +141,10 @@ def test_bad_inputs_leave_model_usable(case) -> None:
         lm.step(st, x[:-1], g["noise"][0], lat, cond)
     with pytest.raises(ValueError, match="steps"):
         lm.step(st, x, g["noise"][0], lat, cond, steps=0)
+    with pytest.raises(ValueError, match="prefix must be"):
+        lm.step(st, x, g["noise"][0], lat, cond, prefix=np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="overflow"):
+        lm.step(st, x, g["noise"][0], lat, cond, prefix=np.zeros((3, lm.d_model), np.float32))
     lm.step(st, x, g["noise"][0], lat, cond)
     lm.step(st, lat.copy(), g["noise"][1], lat, cond)
     with pytest.raises(ValueError, match="overflow"):

@@ -183,3 +183,62 @@ def test_gemm_two_threads_is_bit_identical(dtype: str) -> None:
     one = K.gemm(x, packed, dtype, 1000, threads=1)
     two = K.gemm(x, packed, dtype, 1000, threads=2)
     assert np.array_equal(one, two)
+
+
+def _edge_values() -> np.ndarray:
+    """float32 values at every rounding boundary of fp16 / bf16 / int8."""
+    specials = [0.0, -0.0, np.inf, -np.inf, np.nan, 65504.0, 65519.0, 65520.0, 1e6, -1e6,
+                6.1035156e-05, 6.0975552e-05, 5.9604645e-08, 2.9802322e-08, 2.9802326e-08,
+                1e-45, 3e-39, 1.0009766, 1.0004883, 1.0014648, 3.389e38, -3.4e38]
+    rng = np.random.default_rng(7)
+    scales = np.float32(10.0) ** rng.integers(-9, 6, 2000).astype(np.float32)
+    rand = (rng.standard_normal(2000).astype(np.float32) * scales).astype(np.float32)
+    ties = (np.arange(1, 200, dtype=np.float32) + np.float32(0.5)) / np.float32(1024.0)
+    return np.concatenate([np.array(specials, np.float32), rand, ties, -ties])
+
+
+def test_half_conversions_match_numpy() -> None:
+    """The packer's fp16 rounding is numpy's astype(float16) bit for bit (RNE, subnormals,
+    overflow to inf, NaN payloads); bf16 is the reference conversion."""
+    from pocket_tts._native import _pack
+    from pocket_tts.safetensors import float32_to_bfloat16_bits
+
+    x = _edge_values()
+    with np.errstate(over="ignore"):
+        want16 = x.astype(np.float16).view(np.uint16)
+    assert np.array_equal(_pack.to_half_bits(x, "float16"), want16)
+    assert np.array_equal(_pack.to_half_bits(x, "bfloat16"), float32_to_bfloat16_bits(x))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "int8"])
+@pytest.mark.parametrize("shape", [(70, 137), (32, 5), (1, 3)])
+def test_pack_weights_matches_numpy_twin(dtype: str, shape: tuple[int, int]) -> None:
+    """C packing at load == numpy conversion + pack_panels, bit for bit."""
+    from pocket_tts._native import _pack
+    from pocket_tts.safetensors import float32_to_bfloat16_bits
+    from pocket_tts.weights import pack_panels, quantize_rows_int8
+
+    w = f32(*shape)
+    w[0, 0] = 0.0
+    if shape[0] > 2:
+        w[2] = 0.0  # an all-zero row: int8 scale 1
+    panels = -(-shape[0] // 16)
+    np_dtype = {"float32": np.float32, "int8": np.int8}.get(dtype, np.uint16)
+    dst = np.full((panels, shape[1], 16), 7, np_dtype)
+    scale = np.full(panels * 16, 7, np.float32) if dtype == "int8" else None
+    _pack.pack_weights(w, dst, scale, dtype)
+    if dtype == "float32":
+        stored = w
+    elif dtype == "float16":
+        stored = w.astype(np.float16).view(np.uint16)
+    elif dtype == "bfloat16":
+        stored = float32_to_bfloat16_bits(w)
+    else:
+        stored, want_scale = quantize_rows_int8(w)
+        assert np.array_equal(scale[: shape[0]], want_scale)
+        assert not scale[shape[0] :].any()
+    assert np.array_equal(dst, pack_panels(stored))
+    with pytest.raises(ValueError, match="dst must be"):
+        _pack.pack_weights(w, dst[:, :-1], scale, dtype)
+    with pytest.raises(ValueError, match="unknown"):
+        _pack.pack_weights(w, dst, scale, "float64")

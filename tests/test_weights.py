@@ -211,6 +211,26 @@ def test_dtype_argument(tmp_path, small):
         assert 0 < err <= tol, (dtype, err)
 
 
+def test_flow_head_storage(tmp_path, small):
+    """The flow head's Linear weights are streamed every frame like the transformer's: packed
+    in the model's dtype (int8 models keep an fp16 head); its norms and biases stay float32."""
+    cfg, weights = small
+    path = tmp_path / "w.safetensors"
+    write_safetensors(path, weights)
+    key = "flow_lm.flow_net.res_blocks.0.adaLN_modulation.1.weight"
+    ref = weights[key]
+    assert is_low_precision_key(key)
+    assert not is_low_precision_key("flow_lm.flow_net.res_blocks.0.in_ln.weight")
+    assert not is_low_precision_key("flow_lm.flow_net.res_blocks.0.mlp.0.bias")
+    for dtype, want in [("float32", np.float32), ("float16", np.uint16), ("int8", np.uint16)]:
+        low = load_weights(cfg, path, dtype=dtype)
+        stored = unpack_panels(low[key], ref.shape[0])
+        assert stored.dtype == want and key + ".scale" not in low, dtype
+        assert low["flow_lm.flow_net.res_blocks.0.mlp.0.bias"].dtype == np.float32
+        back = stored if dtype == "float32" else stored.view(np.float16).astype(np.float32)
+        np.testing.assert_allclose(back, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
+
+
 @pytest.mark.parametrize("storage", ["F32", "BF16"])
 def test_no_second_full_copy(tmp_path, small, storage):
     cfg, weights = small
