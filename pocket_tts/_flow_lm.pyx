@@ -10,17 +10,14 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
-from scipy.linalg.cython_blas cimport sgemm, sgemv
 
 from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
-from linear cimport pt_blas_set, pt_sgemm_fn, pt_sgemv_fn
 from rng cimport PtRng, pt_rng_seed, pt_rng_normal, pt_rng_trunc_normal, pt_rng_u32
 from flow_lm cimport *
 from gemm cimport PtMatrix, PT_PANEL, PT_F32, PT_F16, PT_BF16, PT_I8, pt_packed_size, pt_pack_nt
 from gemm cimport pt_gemm_set_threads
 
 cnp.import_array()
-pt_blas_set(<pt_sgemm_fn>sgemm, <pt_sgemv_fn>sgemv)
 
 FLOW_TYPES = {"lsd": PT_FLOW_LSD, "flow_matching": PT_FLOW_MATCHING,
               "drifting": PT_FLOW_DRIFTING, "pointwise": PT_FLOW_POINTWISE}
