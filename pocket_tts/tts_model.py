@@ -194,7 +194,7 @@ class TTSModel:
                     f"config {config_path} has no weights_path; pass weights=<file.safetensors>"
                 )
         t0 = time.perf_counter()
-        arrays = load_weights(model_config, weights_file, dtype=dtype)
+        arrays = load_weights(model_config, weights_file, dtype=dtype, cache=True)
         model = cls(
             model_config,
             arrays,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import weight_cache
 from .layout import expected_tensors
 from .safetensors import SafetensorsFile, bfloat16_bits_to_float32
 
@@ -194,7 +195,7 @@ def _store(weights: dict[str, np.ndarray], key: str, f32: np.ndarray, dtype: str
 
 
 def load_weights(
-    config: Config, path: str | os.PathLike, dtype: str = "float32"
+    config: Config, path: str | os.PathLike, dtype: str = "float32", *, cache: bool = False
 ) -> dict[str, np.ndarray]:
     """Load the TTSModel-layout safetensors checkpoint at ``path`` for ``config``, strictly.
 
@@ -202,6 +203,8 @@ def load_weights(
     64-byte aligned, writable and owned (independent of the file); all are float32 ``[...]`` as
     in the file except the flow-LM transformer and flow-head matrices, packed in ``dtype`` (see
     :data:`STORAGE_DTYPES`), converted one at a time so only the packed copy stays resident.
+    With ``cache``, the packed matrices come from (or are saved to) the memory-mapped cache of
+    :mod:`pocket_tts.weight_cache` (cached ones are read-only views of the mapping).
 
     Raises :class:`pocket_tts.safetensors.SafetensorsError` if the file is malformed, a single
     :class:`CheckpointError` naming every missing, unexpected, wrong-shape and wrong-dtype tensor
@@ -227,11 +230,19 @@ def load_weights(
             raise CheckpointError(str(path), missing, unexpected, wrong_shape, wrong_dtype)
 
         weights: dict[str, np.ndarray] = {}
+        packed_layout = _packed_layout(expected, dtype)
+        cache_path = weight_cache.cache_file(path, dtype, expected) if cache else None
+        cached = weight_cache.load_packed(cache_path, packed_layout) if cache_path else None
         # One float32 staging buffer, reused for every matrix that gets packed.
         sizes = [int(np.prod(s)) for k, s in expected.items() if is_low_precision_key(k)]
-        staging = np.empty(max(sizes, default=0), np.float32)
+        staging = np.empty(0 if cached else max(sizes, default=0), np.float32)
         for key, shape in expected.items():
             file_dtype = found[key].dtype
+            if is_low_precision_key(key) and cached is not None:
+                if key + ".scale" in cached:
+                    weights[key + ".scale"] = cached[key + ".scale"]
+                weights[key] = cached[key]
+                continue
             if is_low_precision_key(key):
                 f32 = staging[: int(np.prod(shape))].reshape(shape)
                 _read(f, key, file_dtype, f32)
@@ -241,7 +252,25 @@ def load_weights(
             dst = aligned_empty(shape, np.float32)
             _read(f, key, file_dtype, dst)
             weights[key] = dst
+    if cache_path is not None and cached is None:
+        weight_cache.save_packed(cache_path, {k: weights[k] for k in packed_layout})
     return weights
+
+
+def _packed_layout(
+    expected: dict[str, tuple[int, ...]], dtype: str
+) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """{name: (numpy dtype name, shape)} of the packed entries :func:`load_weights` returns."""
+    out = {}
+    for key, shape in expected.items():
+        if not is_low_precision_key(key):
+            continue
+        storage = head_storage(dtype) if key.startswith("flow_lm.flow_net.") else dtype
+        panels = -(-shape[0] // PANEL)
+        out[key] = (np.dtype(_STORAGE_NP[storage]).name, (panels, shape[1], PANEL))
+        if storage == "int8":
+            out[key + ".scale"] = ("float32", (panels * PANEL,))
+    return out
 
 
 def _widen(src: np.ndarray, file_dtype: str, dst: np.ndarray) -> None:

@@ -6,14 +6,22 @@ subprocesses running scripts from ``tools/reference/``; it is never imported her
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Downloads and the packed-weights cache of this session go to a temporary folder, never to the
+# user's ~/.cache (subprocesses inherit it).
+_CACHE = tempfile.mkdtemp(prefix="pocket-tts-test-cache-")
+os.environ["POCKET_TTS_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 def _shared_data() -> Path:
     if "POCKET_TTS_SHARED_DATA" in os.environ:
         return Path(os.environ["POCKET_TTS_SHARED_DATA"])

@@ -4,6 +4,7 @@ our random checkpoints with its strict loader."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -359,3 +360,95 @@ def test_reference_loads_random_checkpoint(random_checkpoint, config_name):
     assert stats["generated_finite"] and stats["generated_samples"] % 1920 == 0
     for name in ("decode_audio_rms", "encode_latent_rms", "generated_rms"):
         assert 1e-3 < stats[name] < 10, (name, stats)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_packed_cache_roundtrip(tmp_path, monkeypatch, small, dtype):
+    """First load writes the packed matrices; later loads map them (read-only, aligned) and
+    get exactly what packing produces; a changed checkpoint gets a new entry."""
+    monkeypatch.setenv("POCKET_TTS_CACHE_DIR", str(tmp_path / "cache"))
+    cfg, weights = small
+    path = tmp_path / "w.safetensors"
+    write_safetensors(path, weights)
+    fresh = load_weights(cfg, path, dtype=dtype)
+    first = load_weights(cfg, path, dtype=dtype, cache=True)
+    files = list((tmp_path / "cache" / "packed").glob("*.bin"))
+    assert len(files) == 1
+    second = load_weights(cfg, path, dtype=dtype, cache=True)
+    assert list(second) == list(fresh)
+    mapped = 0
+    for key, arr in fresh.items():
+        assert np.array_equal(first[key], arr) and np.array_equal(second[key], arr), key
+        if is_low_precision_key(key.removesuffix(".scale")):
+            assert not second[key].flags.writeable and second[key].ctypes.data % 64 == 0
+            mapped += 1
+    assert mapped >= 4 * cfg.flow_lm.transformer.num_layers
+    # A rewritten checkpoint (new mtime/size) is a different cache entry.
+    changed = dict(weights)
+    key = "flow_lm.transformer.layers.0.linear1.weight"
+    changed[key] = weights[key] * 2
+    write_safetensors(path, changed)
+    os.utime(path, ns=(1, 1))
+    again = load_weights(cfg, path, dtype=dtype, cache=True)
+    assert len(list((tmp_path / "cache" / "packed").glob("*.bin"))) == 2
+    assert np.array_equal(again[key], load_weights(cfg, path, dtype=dtype)[key])
+
+
+@pytest.mark.parametrize(
+    "damage", ["truncate", "garbage", "magic", "header", "missing_tensor", "shape"]
+)
+def test_packed_cache_damaged_file_is_rebuilt(tmp_path, monkeypatch, small, damage):
+    import struct
+
+    monkeypatch.setenv("POCKET_TTS_CACHE_DIR", str(tmp_path / "cache"))
+    cfg, weights = small
+    path = tmp_path / "w.safetensors"
+    write_safetensors(path, weights)
+    fresh = load_weights(cfg, path, dtype="float16")
+    load_weights(cfg, path, dtype="float16", cache=True)
+    (cached,) = (tmp_path / "cache" / "packed").glob("*.bin")
+    raw = bytearray(cached.read_bytes())
+    n = struct.unpack("<Q", raw[8:16])[0]
+    header = json.loads(raw[16 : 16 + n])
+    if damage == "truncate":
+        raw = raw[: len(raw) // 2]
+    elif damage == "garbage":
+        raw = bytearray(b"\xff" * 64)
+    elif damage == "magic":
+        raw[:8] = b"NOTPACK!"
+    else:
+        name = next(iter(header["tensors"]))
+        if damage == "header":
+            raw[16:20] = b"{{{{"
+        elif damage == "missing_tensor":
+            del header["tensors"][name]
+        else:
+            header["tensors"][name][1][0] += 1
+        if damage != "header":
+            text = json.dumps(header).encode()
+            raw[16 : 16 + n] = text + b" " * (n - len(text))
+    cached.write_bytes(bytes(raw))
+    got = load_weights(cfg, path, dtype="float16", cache=True)
+    for key, arr in fresh.items():
+        assert np.array_equal(got[key], arr), key
+    assert load_weights(cfg, path, dtype="float16", cache=True).keys() == fresh.keys()
+    assert cached.stat().st_size > 1000  # rewritten whole
+
+
+def test_packed_cache_disabled_or_unwritable(tmp_path, monkeypatch, small, caplog):
+    cfg, weights = small
+    path = tmp_path / "w.safetensors"
+    write_safetensors(path, weights)
+    monkeypatch.setenv("POCKET_TTS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("POCKET_TTS_PACKED_CACHE", "0")
+    load_weights(cfg, path, cache=True)
+    assert not (tmp_path / "cache").exists()
+    monkeypatch.delenv("POCKET_TTS_PACKED_CACHE")
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    monkeypatch.setenv("POCKET_TTS_CACHE_DIR", str(blocker))
+    with caplog.at_level("WARNING", logger="pocket_tts"):
+        got = load_weights(cfg, path, cache=True)
+    assert "packed-weights cache" in caplog.text
+    key = "flow_lm.transformer.layers.0.linear1.weight"
+    assert np.array_equal(got[key], load_weights(cfg, path)[key])

@@ -1,0 +1,128 @@
+"""On-disk cache of the packed flow-LM matrices, memory-mapped on later loads.
+
+Packing converts and transposes every matrix the flow LM streams per frame (~300 MB in float32)
+and faults in fresh memory for it: most of a load's time. The packed form depends only on the
+checkpoint file and the storage dtype, so the first load writes it to
+``<cache>/packed/<key>.bin`` and later loads map that file (``MAP_POPULATE``: the page-cache
+pages are mapped in one go, ~10x faster than faulting in fresh memory; nothing is copied).
+The arrays are read-only views of the mapping (the kernels only read them; a private writable
+mapping would copy every page when populated). The file is replaced atomically, never
+rewritten in place, so a mapped file never changes. ``<key>`` hashes the checkpoint's real
+path, size and mtime, the dtype, the tensor layout and this format's version: a changed
+checkpoint gets a new entry.
+
+Set ``POCKET_TTS_PACKED_CACHE=0`` to disable it; the folder is ``$POCKET_TTS_CACHE_DIR/packed``
+(default ``~/.cache/pocket_tts/packed``). A missing, truncated or foreign file is ignored and
+rewritten; a cache that cannot be written only costs the speed-up.
+
+File layout: ``MAGIC``, u64 little-endian header length, JSON header ``{"tensors": {name:
+[dtype, shape, offset]}}``, then each tensor at a 64-byte-aligned offset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import mmap
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger("pocket_tts")
+
+MAGIC = b"PTTSPACK"
+VERSION = 1
+_ALIGN = 64
+_DTYPES = {"float32": np.float32, "uint16": np.uint16, "int8": np.int8}
+
+__all__ = ["cache_file", "load_packed", "save_packed"]
+
+
+def cache_file(
+    weights_path: str | os.PathLike, dtype: str, layout: dict[str, tuple[int, ...]]
+) -> Path | None:
+    """Where the packed matrices of ``weights_path`` in ``dtype`` are cached (None: disabled)."""
+    if os.environ.get("POCKET_TTS_PACKED_CACHE", "1").strip().lower() in ("0", "false", "off"):
+        return None
+    from .hub import cache_dir
+
+    real = os.path.realpath(weights_path)
+    st = os.stat(real)
+    ident = json.dumps(
+        [VERSION, real, st.st_size, st.st_mtime_ns, dtype, sorted(layout.items())]
+    ).encode()
+    return cache_dir() / "packed" / (hashlib.sha256(ident).hexdigest()[:40] + ".bin")
+
+
+def load_packed(path: Path, want: dict[str, tuple[str, tuple[int, ...]]]) -> dict | None:
+    """The cached arrays ``{name: array}`` if ``path`` holds exactly ``want`` ({name: (numpy
+    dtype name, shape)}), else None."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(16)
+            if len(head) != 16 or head[:8] != MAGIC:
+                return None
+            (n,) = struct.unpack("<Q", head[8:])
+            if n > min(size, 1 << 24):
+                return None
+            header = json.loads(f.read(n))
+            flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+            mm = mmap.mmap(f.fileno(), size, flags=flags, prot=mmap.PROT_READ)
+    except (OSError, ValueError):
+        return None
+    tensors = header.get("tensors") if isinstance(header, dict) else None
+    if not isinstance(tensors, dict) or set(tensors) != set(want):
+        return None
+    buf = np.frombuffer(mm, np.uint8)
+    out = {}
+    for name, (dt, shape) in want.items():
+        entry = tensors[name]
+        if not (isinstance(entry, list) and len(entry) == 3) or entry[0] != dt:
+            return None
+        if tuple(entry[1]) != tuple(shape) or not isinstance(entry[2], int):
+            return None
+        offset, np_dtype = entry[2], np.dtype(_DTYPES[dt])
+        nbytes = int(np.prod(shape, dtype=np.int64)) * np_dtype.itemsize
+        if offset % _ALIGN or offset < 16 + n or offset + nbytes > size:
+            return None
+        out[name] = buf[offset : offset + nbytes].view(np_dtype).reshape(shape)
+    return out
+
+
+def save_packed(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` atomically (temp file + rename); failures only log."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        entries, offset = {}, 0
+        for name, a in arrays.items():
+            entries[name] = [a.dtype.name, list(a.shape), offset]
+            offset += -(-a.nbytes // _ALIGN) * _ALIGN
+        # Offsets are relative to the data start until the header size is known.
+        def header_bytes(base: int) -> bytes:
+            t = {k: [d, s, base + o] for k, (d, s, o) in entries.items()}
+            return json.dumps({"tensors": t}).encode()
+
+        n = len(header_bytes(0)) + 24 * len(entries) + 64  # room for the offsets' digits
+        base = -(-(16 + n) // _ALIGN) * _ALIGN
+        head = header_bytes(base)
+        assert len(head) <= base - 16
+        head += b" " * (base - 16 - len(head))
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(MAGIC + struct.pack("<Q", len(head)) + head)
+                for name, a in arrays.items():
+                    f.seek(entries[name][2] + base)
+                    f.write(np.ascontiguousarray(a).data)
+                f.truncate(base + offset)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        logger.warning("could not write the packed-weights cache %s: %s", path, exc)
