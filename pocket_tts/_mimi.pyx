@@ -106,17 +106,18 @@ cdef int _set_convtr(PtConvTr1d *c, dict d, list keep) except -1:
         raise ValueError("convtr: packed weight has the wrong shape")
     if d["w"].size == 0:
         raise ValueError("convtr weight: empty array")
-    c.w = NULL  # only the packed copies (one per tap, back to back) are kept
-    cdef cnp.ndarray w = np.ascontiguousarray(d["w"], dtype=np.float32)
+    c.w = NULL  # only the packed stack of taps is kept
     cdef int N = c.stride * c.c_out
-    cdef size_t per = pt_packed_size(N, c.c_in)
-    cdef cnp.ndarray flat = np.empty(per * c.taps, np.float32)
-    cdef int g
-    for g in range(c.taps):
-        pt_pack_nn(<float *>cnp.PyArray_DATA(flat) + g * per,
-                   <const float *>cnp.PyArray_DATA(w) + <size_t>g * c.c_in * N, c.c_in, N)
+    # Taps stacked oldest input first (row block i = tap taps-1-i), see csrc/conv.h.
+    cdef cnp.ndarray stack = np.ascontiguousarray(
+        np.asarray(d["w"], dtype=np.float32)[::-1].reshape(c.taps * c.c_in, N))
+    cdef cnp.ndarray flat = np.empty(pt_packed_size(N, c.taps * c.c_in), np.float32)
+    pt_pack_nn(<float *>cnp.PyArray_DATA(flat), <const float *>cnp.PyArray_DATA(stack),
+               c.taps * c.c_in, N)
     keep.append(flat)
     c.wp = <const float *>cnp.PyArray_DATA(flat)
+    c.bn = NULL if d["b"] is None else _fptr(
+        keep, np.tile(np.asarray(d["b"], dtype=np.float32), c.stride), "convtr bias")
     c.b = NULL if d["b"] is None else _fptr(keep, d["b"], "convtr bias")
     return 0
 
