@@ -5,7 +5,7 @@
  *   stored transposed, one key per column, so a query's scores over its whole window are a
  *   vectorised axpy sweep (keys across lanes); all T new keys are written before any query
  *   attends, and the window is compacted to the front when the buffer fills up.
- * - GELU(tanh) and the softmax exp are vectorised (AVX2/FMA, a few ulp of libm).
+ * - The softmax exp is vectorised (AVX2/FMA, a few ulp of libm); GELU stays libm tanhf.
  * - With threads == 2 the attention queries and the GELU are split over two threads (the
  *   encoder; the GEMMs follow pt_gemm_set_threads).
  * Each query's output depends only on its own window, so results never depend on how tokens
@@ -50,7 +50,7 @@ size_t pt_mimi_transformer_scratch_size(const PtTransformerShape *s, int T);
 int pt_mimi_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w,
                               PtWindowKV *kv, float *x, int T, float *scratch, int threads);
 
-/* Vectorised GELU(tanh) in place (exposed for its numpy-twin test). */
+/* GELU(tanh) in place, libm tanhf (exposed for its numpy-twin test). */
 void pt_mimi_gelu_tanh(float *x, size_t n);
 
 #endif

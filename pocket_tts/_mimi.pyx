@@ -469,7 +469,7 @@ def depthwise_stream(w_packed, bias, int kernel, int stride, list chunks):
 
 
 def gelu_tanh(x):
-    """GELU (tanh form) of a float32 array through the Mimi transformer's vectorised kernel."""
+    """GELU (tanh form) of a float32 array through the Mimi transformer's kernel."""
     cdef cnp.ndarray a = np.array(x, dtype=np.float32, order="C", copy=True).reshape(-1)
     cdef size_t n = a.shape[0]
     cdef float *ap
