@@ -20,8 +20,8 @@
  * bias excluded) and drops it at the end. Here the state is instead the last ceil(K/S) - 1 INPUT
  * rows, from which that tail is a linear function: output block t (S rows) =
  * b + sum_g x[t-g] . W_g, g < ceil(K/S). Mathematically identical (bias counted once, tail never
- * emitted), and each block is ceil(K/S) GEMMs [T, C_in] x [C_in, S*C_out] reading shifted views
- * of xp, with no col2im scatter. */
+ * emitted), and all blocks are one GEMM [T, taps*C_in] x [taps*C_in, S*C_out] whose row t is
+ * the contiguous run of xp rows t-H..t (the taps stacked oldest first), with no col2im scatter. */
 #ifndef PT_CONV_H
 #define PT_CONV_H
 #include <stddef.h>
@@ -48,7 +48,9 @@ typedef struct {
     int taps;        /* ceil(kernel / stride) */
     const float *w;  /* [taps, c_in, stride * c_out] */
     const float *b;  /* [c_out] or NULL */
-    const float *wp; /* per tap, w_g packed by pt_pack_nn (gemm.h), or NULL to use BLAS */
+    const float *wp; /* [taps * c_in, stride * c_out] packed by pt_pack_nn (gemm.h), row block i
+                      * = W_{taps-1-i} (oldest input first); or NULL to use BLAS on w */
+    const float *bn; /* with wp: b repeated stride times [stride * c_out], or NULL */
 } PtConvTr1d;
 
 /* History rows of a Conv1d: (kernel - 1) * dilation + 1 - stride (>= 0). */

@@ -15,6 +15,7 @@ cdef extern from "conv.h" nogil:
         const float *w
         const float *b
         const float *wp
+        const float *bn
     int pt_conv1d_history(const PtConv1d *c)
     size_t pt_conv1d_col_size(const PtConv1d *c, int T)
     void pt_conv1d_reset(const PtConv1d *c, PtConv1dState *s)

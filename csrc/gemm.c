@@ -169,6 +169,27 @@ TARGET static inline __attribute__((always_inline)) void tile(float *out, const 
     }
 }
 
+/* Stores of a multi-row tile: the bias add and accumulate as 8-wide vector adds (the same IEEE
+ * adds as store_row, so results are unchanged; small-k products were store-bound). */
+TARGET static inline __attribute__((always_inline)) void store_tile(
+    float *y, int ldy, const float *buf, int R, const PtMatrix *w, int p, int cols,
+    const float *bias, int acc) {
+    if (cols < PT_PANEL || w->scale) {
+        for (int r = 0; r < R; r++)
+            store_row(y + (size_t)r * ldy, buf + r * PT_PANEL, w, p, cols, bias, acc);
+        return;
+    }
+    for (int r = 0; r < R; r++) {
+        float *yr = y + (size_t)r * ldy;
+        for (int h = 0; h < PT_PANEL; h += 8) {
+            __m256 v = _mm256_loadu_ps(buf + r * PT_PANEL + h);
+            if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + p * PT_PANEL + h));
+            if (acc) v = _mm256_add_ps(_mm256_loadu_ps(yr + h), v);
+            _mm256_storeu_ps(yr + h, v);
+        }
+    }
+}
+
 #define PT_DEFINE_GEMM(NAME, DTYPE, ESIZE)                                                     \
     TARGET static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w,      \
                             int M, const float *bias, int acc, int p_begin, int p_end) {        \
@@ -192,9 +213,11 @@ TARGET static inline __attribute__((always_inline)) void tile(float *out, const 
                 case 5: tile(buf, xr, ldx, pp, k, 5, DTYPE); break;                            \
                 default: tile(buf, xr, ldx, pp, k, 6, DTYPE); break;                           \
                 }                                                                              \
-                for (int r = 0; r < R; r++)                                                    \
-                    store_row(y + (size_t)(r0 + r) * ldy + p * PT_PANEL, buf + r * PT_PANEL,   \
-                              w, p, cols, bias, acc);                                          \
+                if (M == 1) /* the one-row GEMV path keeps its scalar store */                 \
+                    store_row(y + p * PT_PANEL, buf, w, p, cols, bias, acc);                   \
+                else                                                                           \
+                    store_tile(y + (size_t)r0 * ldy + p * PT_PANEL, ldy, buf, R, w, p, cols,   \
+                               bias, acc);                                                     \
             }                                                                                  \
         }                                                                                      \
         }                                                                                      \

@@ -4,7 +4,7 @@
  *   z[ldim] -> quantizer output_proj (1x1 conv, no bias) -> q[1, outer]
  *   -> depthwise ConvTranspose (K = 2S, S = 16, no bias) -> x[16, dim]
  *   -> decoder transformer (layer scale, RoPE at positions counted from the stream start,
- *      context-window attention over ring-buffer KV caches of `context` slots) -> x[16, dim]
+ *      context-window attention over linear KV windows, mimi_transformer.h) -> x[16, dim]
  *   -> SEANet decoder -> audio[16 * hop = frame_size].
  * A call with n frames runs exactly that per-frame computation n times (same GEMM shapes, same
  * buffers), so decoding frame by frame and in batches gives bit-identical audio.
@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "seanet.h"
-#include "transformer.h"
+#include "mimi_transformer.h"
 
 typedef struct {
     int ldim;            /* quantizer.dimension (32) */
@@ -39,7 +39,7 @@ typedef struct {
  * pt_mimi_decoder_state_bind; nothing is allocated while decoding. */
 typedef struct {
     float *up_hist;      /* [taps - 1, outer] */
-    PtKVCache *caches;   /* [num_layers] rings of `context` slots */
+    PtWindowKV *caches;  /* [num_layers] KV windows (mimi_transformer.h) */
     PtSEANetState seanet;
     float *zbuf;         /* [ldim] */
     float *qp;           /* [taps - 1 + 1, outer] */
@@ -67,21 +67,23 @@ size_t pt_mimi_decoder_state_size(const PtMimiDecoder *m);
 size_t pt_mimi_decoder_scratch_size(const PtMimiDecoder *m);
 /* Point `st` into state_mem / scratch (sizes above) and `caches` (num_layers structs), reset. */
 void pt_mimi_decoder_state_bind(const PtMimiDecoder *m, PtMimiDecoderState *st,
-                                float *state_mem, PtKVCache *caches, float *scratch);
+                                float *state_mem, PtWindowKV *caches, float *scratch);
 /* Back to the start of a stream (zero conv histories, KV offsets 0) without reallocating. */
 void pt_mimi_decoder_reset(const PtMimiDecoder *m, PtMimiDecoderState *st);
 /* latents[n, ldim] (already de-normalised) -> audio[n * frame_size]. Returns 0, or -1 on a
- * KV-cache error (cannot happen with rings). */
+ * KV-cache error (cannot happen: the windows are sized for one frame). */
 int pt_mimi_decode(const PtMimiDecoder *m, PtMimiDecoderState *st, const float *latents, int n,
                    float *audio);
 
-/* Encoder memory for chunks of `chunk_frames` frames: state floats (KV rings included) and
+/* Encoder memory for chunks of `chunk_frames` frames: state floats (KV windows included) and
  * scratch floats. */
-size_t pt_mimi_encoder_state_size(const PtMimiEncoder *m);
+size_t pt_mimi_encoder_state_size(const PtMimiEncoder *m, int chunk_frames);
 size_t pt_mimi_encoder_scratch_size(const PtMimiEncoder *m, int chunk_frames);
 /* audio[n_frames * frame_size] -> latents[n_frames, inner]; caches: num_layers structs.
- * Returns 0 or -1 (KV-cache error). */
+ * threads (1 or 2): the transformer's attention and GELU split over that many threads (the
+ * GEMMs follow pt_gemm_set_threads). Returns 0 or -1 (KV-cache error). */
 int pt_mimi_encode(const PtMimiEncoder *m, const float *audio, int n_frames, int chunk_frames,
-                   float *latents, float *state_mem, PtKVCache *caches, float *scratch);
+                   float *latents, float *state_mem, PtWindowKV *caches, float *scratch,
+                   int threads);
 
 #endif

@@ -2,7 +2,7 @@
 """Cython driver of the Mimi codec (csrc/mimi.c, seanet.c, conv.c).
 
 :class:`MimiKernel` binds packed, read-only weights into the C structs once; each stream owns a
-:class:`MimiDecoderState` whose memory (conv histories, ring-buffer KV caches, per-frame scratch)
+:class:`MimiDecoderState` whose memory (conv histories, KV windows, per-frame scratch)
 is allocated once and reused for every frame. All kernels run with the GIL released.
 
 The module-level ``*_stream`` functions expose single kernels for the numpy-twin tests.
@@ -19,7 +19,7 @@ from scipy.linalg.cython_blas cimport sgemm, sgemv
 
 from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
 from linear cimport pt_blas_set, pt_sgemm_fn, pt_sgemv_fn
-from flow_lm cimport PtKVCache, PtTransformerShape, PtLayerWeights
+from flow_lm cimport PtTransformerShape, PtLayerWeights
 from conv cimport *
 from seanet cimport *
 from mimi cimport *
@@ -106,17 +106,18 @@ cdef int _set_convtr(PtConvTr1d *c, dict d, list keep) except -1:
         raise ValueError("convtr: packed weight has the wrong shape")
     if d["w"].size == 0:
         raise ValueError("convtr weight: empty array")
-    c.w = NULL  # only the packed copies (one per tap, back to back) are kept
-    cdef cnp.ndarray w = np.ascontiguousarray(d["w"], dtype=np.float32)
+    c.w = NULL  # only the packed stack of taps is kept
     cdef int N = c.stride * c.c_out
-    cdef size_t per = pt_packed_size(N, c.c_in)
-    cdef cnp.ndarray flat = np.empty(per * c.taps, np.float32)
-    cdef int g
-    for g in range(c.taps):
-        pt_pack_nn(<float *>cnp.PyArray_DATA(flat) + g * per,
-                   <const float *>cnp.PyArray_DATA(w) + <size_t>g * c.c_in * N, c.c_in, N)
+    # Taps stacked oldest input first (row block i = tap taps-1-i), see csrc/conv.h.
+    cdef cnp.ndarray stack = np.ascontiguousarray(
+        np.asarray(d["w"], dtype=np.float32)[::-1].reshape(c.taps * c.c_in, N))
+    cdef cnp.ndarray flat = np.empty(pt_packed_size(N, c.taps * c.c_in), np.float32)
+    pt_pack_nn(<float *>cnp.PyArray_DATA(flat), <const float *>cnp.PyArray_DATA(stack),
+               c.taps * c.c_in, N)
     keep.append(flat)
     c.wp = <const float *>cnp.PyArray_DATA(flat)
+    c.bn = NULL if d["b"] is None else _fptr(
+        keep, np.tile(np.asarray(d["b"], dtype=np.float32), c.stride), "convtr bias")
     c.b = NULL if d["b"] is None else _fptr(keep, d["b"], "convtr bias")
     return 0
 
@@ -164,12 +165,12 @@ cdef PtLayerWeights *_set_transformer(PtTransformerShape *s, dict t, list keep) 
 
 
 cdef class MimiDecoderState:
-    """Per-stream decoder state: conv histories, ring KV caches of ``context`` slots and the
+    """Per-stream decoder state: conv histories, KV windows of the ``context`` last positions and the
     per-frame scratch, all allocated once here and never reallocated."""
 
     cdef PtMimiDecoderState st
-    cdef PtKVCache *caches
-    cdef readonly object state_arr     # float32 arena: histories + KV rings
+    cdef PtWindowKV *caches
+    cdef readonly object state_arr     # float32 arena: histories + KV windows
     cdef readonly object scratch_arr   # float32 arena: one frame of work buffers
     cdef MimiKernel kernel
     cdef public int max_frames_per_call   # 0 = unlimited
@@ -289,7 +290,7 @@ cdef class MimiKernel:
         s.kernel = self
         s.state_arr = np.zeros(pt_mimi_decoder_state_size(&self.dec) + 16, np.float32)
         s.scratch_arr = np.zeros(pt_mimi_decoder_scratch_size(&self.dec) + 16, np.float32)
-        s.caches = <PtKVCache *>malloc(max(self.dec.num_layers, 1) * sizeof(PtKVCache))
+        s.caches = <PtWindowKV *>malloc(max(self.dec.num_layers, 1) * sizeof(PtWindowKV))
         if s.caches == NULL:
             raise MemoryError()
         pt_mimi_decoder_state_bind(&self.dec, &s.st, _buf(s.state_arr), s.caches,
@@ -327,12 +328,12 @@ cdef class MimiKernel:
         cdef int n = <int>(L // self.enc.frame_size)
         if chunk_frames > n:
             chunk_frames = n
-        state = np.zeros(pt_mimi_encoder_state_size(&self.enc) + 16, np.float32)
+        state = np.zeros(pt_mimi_encoder_state_size(&self.enc, chunk_frames) + 16, np.float32)
         scratch = np.zeros(pt_mimi_encoder_scratch_size(&self.enc, chunk_frames) + 16,
                            np.float32)
         cdef cnp.ndarray out = np.empty((n, self.enc.inner), np.float32)
-        cdef PtKVCache *caches = <PtKVCache *>malloc(max(self.enc.num_layers, 1) *
-                                                    sizeof(PtKVCache))
+        cdef PtWindowKV *caches = <PtWindowKV *>malloc(max(self.enc.num_layers, 1) *
+                                                    sizeof(PtWindowKV))
         if caches == NULL:
             raise MemoryError()
         cdef float *sp = _buf(state)
@@ -342,7 +343,8 @@ cdef class MimiKernel:
         try:
             with nogil:
                 pt_gemm_set_threads(threads)
-                rc = pt_mimi_encode(&self.enc, &audio[0], n, chunk_frames, op, sp, caches, cp)
+                rc = pt_mimi_encode(&self.enc, &audio[0], n, chunk_frames, op, sp, caches, cp,
+                                    threads)
                 pt_gemm_set_threads(1)
         finally:
             free(caches)
@@ -463,6 +465,53 @@ def depthwise_stream(w_packed, bias, int kernel, int stride, list chunks):
         with nogil:
             pt_convtr1d_depthwise(p0, bp, C, kernel, stride, p1, p2, T, p3)
         outs.append(y)
+    return outs
+
+
+def gelu_tanh(x):
+    """GELU (tanh form) of a float32 array through the Mimi transformer's kernel."""
+    cdef cnp.ndarray a = np.array(x, dtype=np.float32, order="C", copy=True).reshape(-1)
+    cdef size_t n = a.shape[0]
+    cdef float *ap
+    if n:
+        ap = _buf(a)
+        with nogil:
+            pt_mimi_gelu_tanh(ap, n)
+    return a.reshape(np.shape(x))
+
+
+def window_attention_stream(int context, list chunks, int threads=1):
+    """Streaming context-window attention over chunks of (q [T, H, D], k [T, Hkv, D], v) with
+    one fresh window cache sized for the largest chunk -> outputs [T_i, H * D]."""
+    cdef int H = chunks[0][0].shape[1], Hkv = chunks[0][1].shape[1], D = chunks[0][0].shape[2]
+    cdef int max_T = max(c[0].shape[0] for c in chunks)
+    cdef PtTransformerShape shape
+    memset(&shape, 0, sizeof(shape))
+    shape.num_heads = H
+    shape.num_kv_heads = Hkv
+    shape.head_dim = D
+    shape.context = context
+    cdef cnp.ndarray mem = np.zeros(pt_window_kv_floats(&shape, max_T), np.float32)
+    cdef PtWindowKV kv
+    pt_window_kv_bind(&kv, &shape, max_T, _buf(mem))
+    cdef cnp.ndarray scores = np.zeros(2 * (context + 16), np.float32)
+    cdef cnp.ndarray q, k, v, out
+    cdef int T, rc
+    cdef float *p[6]
+    outs = []
+    for cq, ck, cv in chunks:
+        q = np.ascontiguousarray(cq, dtype=np.float32)
+        k = np.ascontiguousarray(ck, dtype=np.float32)
+        v = np.ascontiguousarray(cv, dtype=np.float32)
+        T = q.shape[0]
+        out = np.zeros((T, H * D), np.float32)
+        p[0], p[1], p[2], p[3], p[4] = _buf(q), _buf(k), _buf(v), _buf(out), _buf(scores)
+        with nogil:
+            rc = pt_window_attention(&kv, p[0], p[1], p[2], T, H, Hkv, D, H * D, Hkv * D,
+                                     p[3], p[4], threads)
+        if rc != 0:
+            raise RuntimeError("window attention: chunk larger than the cache")
+        outs.append(out)
     return outs
 
 

@@ -3,7 +3,7 @@
 A thin Python layer over the C kernels in ``csrc/mimi.c`` / ``seanet.c`` / ``conv.c`` (driven
 by ``_mimi.pyx``). :class:`Mimi` is read-only and can be shared between streams; every decoding
 stream owns a :class:`MimiDecoderState` that holds all of its memory (conv histories,
-ring-buffer KV caches of ``context`` slots, one frame of scratch), allocated once.
+KV windows of the ``context`` last positions, one frame of scratch), allocated once.
 
 Activations are time-major ``[T, C]`` inside the kernels (see csrc/conv.h); conv weights are
 repacked once here from the reference layout.

@@ -300,3 +300,78 @@ def test_resblock_matches_twin(isa, dilation: int) -> None:
     # Error of the hidden layer propagates through conv2: budget on |w2| |h| with mag1 folded in.
     mag = np.abs(x64) + np.einsum("oc,ct->ot", np.abs(w2[:, :, 0]), mag1) + mag2
     check(got, want.T, mag.T, 3 * dim + hid)
+
+
+def gelu64(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x**3)))
+
+
+def test_mimi_gelu_matches_twin(isa) -> None:
+    rng = np.random.default_rng(3)
+    x = np.concatenate(
+        [
+            rng.standard_normal(10007).astype(np.float32) * 3,
+            np.linspace(-12, 12, 4001, dtype=np.float32),
+            np.float32([0.0, -0.0, 1e-30, -1e-30, 1e-8, -1e-8, 30.0, -30.0, 1e4, -1e4]),
+        ]
+    )
+    got = _mimi.gelu_tanh(x).astype(np.float64)
+    x64 = x.astype(np.float64)
+    want = gelu64(x64)
+    # u is formed in float32 (a few roundings relative to |u|), then tanh within a few ulp;
+    # 0.5 x (1 + t) turns an error in t into 0.5 |x| times it.
+    u = np.abs(0.7978845608028654 * (x64 + 0.044715 * x64**3))
+    bound = 8 * EPS32 * (np.abs(want) + 0.5 * np.abs(x64) * (1.0 + u * (1 - np.tanh(u) ** 2)))
+    assert np.all(np.abs(got - want) <= bound + 1e-45)
+    assert _mimi.gelu_tanh(np.float32([np.nan]))[0] != _mimi.gelu_tanh(np.float32([np.nan]))[0]
+    for n in (1, 7, 8, 9, 23):  # an element's result depends only on its value
+        assert np.array_equal(_mimi.gelu_tanh(x[3 : 3 + n]), got[3 : 3 + n].astype(np.float32))
+
+
+def window_attention64(q, k, v, context):
+    """float64 twin: query p attends positions [max(0, p - context + 1), p] (GQA groups);
+    also returns a per-output error budget."""
+    T, H, D = q.shape
+    group = H // k.shape[1]
+    out = np.zeros((T, H, D))
+    bound = np.zeros((T, H, D))
+    for p in range(T):
+        lo = max(0, p - context + 1)
+        for h in range(H):
+            kk, vv = k[lo : p + 1, h // group], v[lo : p + 1, h // group]
+            terms = np.abs(kk * q[p, h]).sum(axis=1) / np.sqrt(D)
+            s = kk @ q[p, h] / np.sqrt(D)
+            w = np.exp(s - s.max())
+            w /= w.sum()
+            out[p, h] = w @ vv
+            ds = BUDGET * np.sqrt(D) * EPS32 * terms + EPS32 * np.abs(s)  # score errors
+            bound[p, h] = (
+                BUDGET * np.sqrt(len(w)) * EPS32 * (w @ np.abs(vv))
+                + 2 * (w * ds) @ np.abs(vv - out[p, h])
+                + EPS32 * np.abs(out[p, h])
+            )
+    return out.reshape(T, H * D), bound.reshape(T, H * D)
+
+
+@pytest.mark.parametrize("H,Hkv,D", [(4, 4, 64), (4, 2, 16), (2, 1, 12)])
+def test_window_attention_matches_twin(isa, H: int, Hkv: int, D: int) -> None:
+    """Context window over irregular chunks, long enough for the window buffer to slide to the
+    front several times; threads and chunking change nothing, bit for bit."""
+    rng = np.random.default_rng(H * 100 + D)
+    context, sizes = 37, [5, 1, 17, 9, 40, 3, 40, 40, 1, 33] * 6
+    T = sum(sizes)
+    q = rng.standard_normal((T, H, D)).astype(np.float32)
+    k = rng.standard_normal((T, Hkv, D)).astype(np.float32)
+    v = rng.standard_normal((T, Hkv, D)).astype(np.float32)
+    want, bound = window_attention64(
+        q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), context
+    )
+    chunks = list(zip(chunks_of(q, sizes), chunks_of(k, sizes), chunks_of(v, sizes), strict=True))
+    got = np.concatenate(_mimi.window_attention_stream(context, chunks))
+    assert np.all(np.abs(got - want) <= bound), float((np.abs(got - want) / bound).max())
+    two = np.concatenate(_mimi.window_attention_stream(context, chunks, threads=2))
+    assert np.array_equal(two, got)
+    ones = list(
+        zip(chunks_of(q, [1] * T), chunks_of(k, [1] * T), chunks_of(v, [1] * T), strict=True)
+    )
+    assert np.array_equal(np.concatenate(_mimi.window_attention_stream(context, ones)), got)

@@ -1,0 +1,322 @@
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+#include "cpu.h"
+#include "elementwise.h"
+#include "mimi_transformer.h"
+#include "vmath.h"
+
+#define TARGET __attribute__((target("avx2,fma")))
+
+static int kv_capacity(const PtTransformerShape *s, int max_T) {
+    /* Room for the window, one call and slack, so compaction runs every few calls only. */
+    int cap = s->context + 2 * max_T + 128;
+    return (cap + 7) & ~7;
+}
+
+size_t pt_window_kv_floats(const PtTransformerShape *s, int max_T) {
+    size_t row = (size_t)s->num_kv_heads * s->head_dim, cap = (size_t)kv_capacity(s, max_T);
+    /* kt rows carry 8 extra columns: 8-wide score blocks may read up to 7 slots past the end. */
+    return row * (cap + 8) + row * cap + 16;
+}
+
+void pt_window_kv_bind(PtWindowKV *kv, const PtTransformerShape *s, int max_T, float *mem) {
+    size_t row = (size_t)s->num_kv_heads * s->head_dim;
+    kv->capacity = kv_capacity(s, max_T);
+    kv->ld = kv->capacity + 8;
+    kv->context = s->context;
+    kv->kt = mem;
+    kv->v = mem + row * (size_t)kv->ld;
+    pt_window_kv_reset(kv);
+}
+
+void pt_window_kv_reset(PtWindowKV *kv) {
+    kv->offset = 0;
+    kv->base = 0;
+}
+
+size_t pt_mimi_transformer_scratch_size(const PtTransformerShape *s, int T) {
+    size_t attn = (size_t)s->num_heads * s->head_dim;
+    size_t qkv = attn + 2 * (size_t)s->num_kv_heads * s->head_dim;
+    size_t wide = qkv > (size_t)s->ffn_dim ? qkv : (size_t)s->ffn_dim;
+    /* h [T,d] + wide [T, max(qkv, ffn)] + attn_out [T, attn] + scores per thread */
+    return (size_t)T * s->d_model + (size_t)T * wide + (size_t)T * attn +
+           2 * ((size_t)s->context + 16) + 64;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * GELU(tanh)
+ * ------------------------------------------------------------------------------------------- */
+
+/* libm tanhf, as the reference: a more exact vector form (v E / (1 + E), E = exp(-2|u|)) moved
+ * the whole-pipeline parity (tests/test_tts_model.py) past its budget, since 1 + tanhf(u)
+ * rounds differently in the negative tail. The encoder still splits it over two threads. */
+void pt_mimi_gelu_tanh(float *x, size_t n) { pt_gelu_tanh(x, n); }
+
+/* ---------------------------------------------------------------------------------------------
+ * Window attention
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    int H, H_kv, D;
+    const PtWindowKV *kv;
+    const float *q;      /* [T, q_stride], head h at h * D */
+    int q_stride;
+    float *out;          /* [T, H * D] */
+    int t0, t1;          /* queries [t0, t1) */
+    int64_t pos0;        /* position of query 0 */
+    float *scores;       /* >= context + 8 floats */
+} AttnJob;
+
+/* Query t attends to positions [max(0, p - context + 1), p], p = pos0 + t: n keys from slot s0. */
+static inline void window(const AttnJob *j, int t, int *s0, int *n) {
+    int64_t p = j->pos0 + t, first = p - j->kv->context + 1;
+    if (first < 0) first = 0;
+    *s0 = (int)(first - j->kv->base);
+    *n = (int)(p - first + 1);
+}
+
+static void attn_generic(const AttnJob *j) {
+    const int H = j->H, D = j->D, group = H / j->H_kv, ld = j->kv->ld;
+    const size_t row = (size_t)j->H_kv * D;
+    const float scale = 1.0f / sqrtf((float)D);
+    float *sc = j->scores;
+    for (int t = j->t0; t < j->t1; t++) {
+        int s0, n;
+        window(j, t, &s0, &n);
+        for (int h = 0; h < H; h++) {
+            const float *qh = j->q + (size_t)t * j->q_stride + (size_t)h * D;
+            const float *kt = j->kv->kt + (size_t)(h / group) * D * ld + s0;
+            float mx = -INFINITY, sum = 0.0f;
+            for (int k = 0; k < n; k++) {
+                float a = 0.0f;
+                for (int d = 0; d < D; d++) a += qh[d] * kt[(size_t)d * ld + k];
+                sc[k] = a * scale;
+                if (sc[k] > mx) mx = sc[k];
+            }
+            for (int k = 0; k < n; k++) {
+                sc[k] = expf(sc[k] - mx);
+                sum += sc[k];
+            }
+            float inv = 1.0f / sum;
+            float *oh = j->out + (size_t)t * H * D + (size_t)h * D;
+            const float *v = j->kv->v + (size_t)s0 * row + (size_t)(h / group) * D;
+            for (int d = 0; d < D; d++) oh[d] = 0.0f;
+            for (int k = 0; k < n; k++) {
+                float w = sc[k] * inv;
+                for (int d = 0; d < D; d++) oh[d] += w * v[(size_t)k * row + d];
+            }
+        }
+    }
+}
+
+#ifdef PT_HAVE_X86
+/* Scores: keys across lanes, 64 keys (8 accumulators) per sweep over d, then 8 at a time; each
+ * lane sums q[d] k[d] over d in order, whatever block it falls in. */
+TARGET static void attn_avx2(const AttnJob *j) {
+    const int H = j->H, D = j->D, group = H / j->H_kv, ld = j->kv->ld;
+    const size_t row = (size_t)j->H_kv * D;
+    const float scale = 1.0f / sqrtf((float)D);
+    const __m256 vscale = _mm256_set1_ps(scale);
+    float *sc = j->scores;
+    for (int t = j->t0; t < j->t1; t++) {
+        int s0, n;
+        window(j, t, &s0, &n);
+        const int nb = (n + 7) & ~7;
+        for (int h = 0; h < H; h++) {
+            const float *qh = j->q + (size_t)t * j->q_stride + (size_t)h * D;
+            const float *kt = j->kv->kt + (size_t)(h / group) * D * ld + s0;
+            int k = 0;
+            for (; k + 64 <= nb; k += 64) {
+                __m256 a[8];
+#pragma GCC unroll 8
+                for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
+                for (int d = 0; d < D; d++) {
+                    __m256 qb = _mm256_broadcast_ss(qh + d);
+                    const float *kr = kt + (size_t)d * ld + k;
+#pragma GCC unroll 8
+                    for (int i = 0; i < 8; i++)
+                        a[i] = _mm256_fmadd_ps(qb, _mm256_loadu_ps(kr + 8 * i), a[i]);
+                }
+#pragma GCC unroll 8
+                for (int i = 0; i < 8; i++)
+                    _mm256_storeu_ps(sc + k + 8 * i, _mm256_mul_ps(a[i], vscale));
+            }
+            for (; k < nb; k += 8) {
+                __m256 a = _mm256_setzero_ps();
+                for (int d = 0; d < D; d++)
+                    a = _mm256_fmadd_ps(_mm256_broadcast_ss(qh + d),
+                                        _mm256_loadu_ps(kt + (size_t)d * ld + k), a);
+                _mm256_storeu_ps(sc + k, _mm256_mul_ps(a, vscale));
+            }
+            for (k = n; k < nb; k++) sc[k] = -INFINITY; /* lanes past the window: weight 0 */
+            __m256 mx = _mm256_set1_ps(-INFINITY);
+            for (k = 0; k < nb; k += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(sc + k));
+            float m8[8];
+            _mm256_storeu_ps(m8, mx);
+            float m = m8[0];
+            for (int i = 1; i < 8; i++) m = m8[i] > m ? m8[i] : m;
+            __m256 vm = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
+            for (k = 0; k < nb; k += 8) {
+                __m256 e = pt_exp_neg8(_mm256_sub_ps(_mm256_loadu_ps(sc + k), vm));
+                _mm256_storeu_ps(sc + k, e);
+                sum = _mm256_add_ps(sum, e);
+            }
+            float s8[8];
+            _mm256_storeu_ps(s8, sum);
+            float inv = 1.0f / (((s8[0] + s8[1]) + (s8[2] + s8[3])) +
+                                ((s8[4] + s8[5]) + (s8[6] + s8[7])));
+            float *oh = j->out + (size_t)t * H * D + (size_t)h * D;
+            const float *v = j->kv->v + (size_t)s0 * row + (size_t)(h / group) * D;
+            if (D % 64 == 0) {
+                for (int d0 = 0; d0 < D; d0 += 64) {
+                    __m256 a[8];
+#pragma GCC unroll 8
+                    for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
+                    for (k = 0; k < n; k++) {
+                        __m256 w = _mm256_set1_ps(sc[k] * inv);
+                        const float *vr = v + (size_t)k * row + d0;
+#pragma GCC unroll 8
+                        for (int i = 0; i < 8; i++)
+                            a[i] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 8 * i), a[i]);
+                    }
+#pragma GCC unroll 8
+                    for (int i = 0; i < 8; i++) _mm256_storeu_ps(oh + d0 + 8 * i, a[i]);
+                }
+            } else {
+                for (int d = 0; d < D; d++) oh[d] = 0.0f;
+                for (k = 0; k < n; k++) {
+                    float w = sc[k] * inv;
+                    for (int d = 0; d < D; d++) oh[d] = fmaf(w, v[(size_t)k * row + d], oh[d]);
+                }
+            }
+        }
+    }
+}
+#endif
+
+static void run_attn(const AttnJob *j) {
+#ifdef PT_HAVE_X86
+    if (pt_cpu_has_avx2() && j->D % 8 == 0) {
+        attn_avx2(j);
+        return;
+    }
+#endif
+    attn_generic(j);
+}
+
+static void *attn_thread(void *arg) {
+    run_attn((const AttnJob *)arg);
+    return NULL;
+}
+
+typedef struct {
+    float *x;
+    size_t n;
+} GeluJob;
+
+static void *gelu_thread(void *arg) {
+    const GeluJob *g = (const GeluJob *)arg;
+    pt_mimi_gelu_tanh(g->x, g->n);
+    return NULL;
+}
+
+/* Slide the window to the front once the next T tokens would not fit. */
+static int make_room(PtWindowKV *kv, int T, size_t row) {
+    if (kv->offset + T - kv->base <= kv->capacity) return 0;
+    int64_t keep = kv->offset - kv->base;
+    if (keep > kv->context - 1) keep = kv->context - 1;
+    if (keep + T > kv->capacity) return -1;
+    int64_t shift = kv->offset - keep - kv->base;
+    for (size_t r = 0; r < row; r++)
+        memmove(kv->kt + r * kv->ld, kv->kt + r * kv->ld + shift, (size_t)keep * sizeof(float));
+    memmove(kv->v, kv->v + (size_t)shift * row, (size_t)keep * row * sizeof(float));
+    kv->base += shift;
+    return 0;
+}
+
+int pt_window_attention(PtWindowKV *kv, const float *q, const float *k, const float *v, int T,
+                        int H, int H_kv, int D, int q_stride, int kv_stride, float *out,
+                        float *scores, int threads) {
+    const size_t kvd = (size_t)H_kv * D;
+    if (make_room(kv, T, kvd) != 0) return -1;
+    for (int t = 0; t < T; t++) {
+        /* Every new key (transposed) and value is in place before any query attends. */
+        int slot = (int)(kv->offset + t - kv->base);
+        const float *kr = k + (size_t)t * kv_stride;
+        for (size_t r = 0; r < kvd; r++) kv->kt[r * kv->ld + slot] = kr[r];
+        memcpy(kv->v + (size_t)slot * kvd, v + (size_t)t * kv_stride, kvd * sizeof(float));
+    }
+    AttnJob job = {H, H_kv, D, kv, q, q_stride, out, 0, T, kv->offset, scores};
+    pthread_t th;
+    if (threads > 1 && T >= 2) {
+        AttnJob other = job;
+        job.t1 = other.t0 = T / 2;
+        other.scores = scores + kv->context + 16;
+        if (pthread_create(&th, NULL, attn_thread, &other) == 0) {
+            run_attn(&job);
+            pthread_join(th, NULL);
+        } else {
+            job.t1 = T;
+            run_attn(&job);
+        }
+    } else {
+        run_attn(&job);
+    }
+    kv->offset += T;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Layer
+ * ------------------------------------------------------------------------------------------- */
+
+static void add_scaled(float *x, const float *h, const float *scale, int T, int d) {
+    for (int t = 0; t < T; t++) {
+        float *xr = x + (size_t)t * d;
+        const float *hr = h + (size_t)t * d;
+        if (scale) {
+            for (int c = 0; c < d; c++) xr[c] += scale[c] * hr[c];
+        } else {
+            for (int c = 0; c < d; c++) xr[c] += hr[c];
+        }
+    }
+}
+
+int pt_mimi_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w,
+                              PtWindowKV *kv, float *x, int T, float *scratch, int threads) {
+    const int d = s->d_model, H = s->num_heads, Hkv = s->num_kv_heads, D = s->head_dim;
+    const int attn = H * D, kvd = Hkv * D, qkv_dim = attn + 2 * kvd, ff = s->ffn_dim;
+    const size_t wide = (size_t)(qkv_dim > ff ? qkv_dim : ff);
+    float *h = scratch;
+    float *big = h + (size_t)T * d;
+    float *att = big + (size_t)T * wide;
+    float *scores = att + (size_t)T * attn;
+
+    pt_layer_norm(h, x, w->norm1_w, w->norm1_b, T, d, 1e-5f);
+    pt_gemm(big, qkv_dim, h, d, &w->in_proj, T, NULL, 0);
+    for (int t = 0; t < T; t++) {
+        float *row = big + (size_t)t * qkv_dim;
+        pt_rope(row, 1, H, D, kv->offset + t, s->max_period);
+        pt_rope(row + attn, 1, Hkv, D, kv->offset + t, s->max_period);
+    }
+    if (pt_window_attention(kv, big, big + attn, big + attn + kvd, T, H, Hkv, D, qkv_dim,
+                            qkv_dim, att, scores, threads) != 0)
+        return -1;
+    pt_gemm(h, d, att, attn, &w->out_proj, T, NULL, 0);
+    add_scaled(x, h, w->scale1, T, d);
+    pt_layer_norm(h, x, w->norm2_w, w->norm2_b, T, d, 1e-5f);
+    pt_gemm(big, ff, h, d, &w->linear1, T, NULL, 0);
+    size_t n = (size_t)T * ff, half = (n / 2) & ~(size_t)7;
+    GeluJob g = {big + half, n - half};
+    pthread_t th;
+    if (threads > 1 && half > 0 && pthread_create(&th, NULL, gelu_thread, &g) == 0) {
+        pt_mimi_gelu_tanh(big, half);
+        pthread_join(th, NULL);
+    } else {
+        pt_mimi_gelu_tanh(big, n);
+    }
+    pt_gemm(h, d, big, ff, &w->linear2, T, NULL, 0);
+    add_scaled(x, h, w->scale2, T, d);
+    return 0;
+}
