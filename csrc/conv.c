@@ -1,14 +1,13 @@
 #include <string.h>
 #include "conv.h"
 #include "gemm.h"
-#include "linear.h"
 
 int pt_conv1d_history(const PtConv1d *c) {
     return (c->kernel - 1) * c->dilation + 1 - c->stride;
 }
 
 size_t pt_conv1d_col_size(const PtConv1d *c, int T) {
-    if (c->dilation == 1 && (c->kernel == c->stride || c->wp)) return 0;
+    if (c->dilation == 1) return 0;
     return (size_t)(T / c->stride) * (size_t)c->kernel * (size_t)c->c_in;
 }
 
@@ -34,29 +33,22 @@ void pt_conv1d_forward(const PtConv1d *c, PtConv1dState *s, float *xp, int T, fl
     s->first = 0;
     const float *a = xp;
     int lda = K * C;
-    if (dil == 1 && c->wp) {
+    if (dil == 1) {
         /* Window t is the K*C contiguous floats of xp from row t*S: the GEMM reads xp in place
          * with row stride S*C (overlapping rows when K > S), no im2col copy. */
         lda = S * C;
-    } else if (!(dil == 1 && K == S)) {
-        /* im2col: row t = taps k of window t, each a C-wide input row (contiguous if dil 1). */
+    } else {
+        /* im2col: row t = taps k of window t, each a C-wide input row. */
         const size_t width = (size_t)K * C;
         for (int t = 0; t < To; t++) {
             float *dst = col + (size_t)t * width;
             const float *src = xp + (size_t)t * S * C;
-            if (dil == 1) {
-                memcpy(dst, src, width * sizeof(float));
-            } else {
-                for (int k = 0; k < K; k++)
-                    memcpy(dst + (size_t)k * C, src + (size_t)k * dil * C, row);
-            }
+            for (int k = 0; k < K; k++)
+                memcpy(dst + (size_t)k * C, src + (size_t)k * dil * C, row);
         }
         a = col;
     }
-    if (c->wp)
-        pt_gemm_packed(y, c->c_out, a, lda, c->wp, To, c->c_out, K * C, c->b, accumulate);
-    else
-        pt_linear(y, a, c->w, c->b, To, K * C, c->c_out, accumulate);
+    pt_gemm_packed(y, c->c_out, a, lda, c->wp, To, c->c_out, K * C, c->b, accumulate);
     if (P > 0) memcpy(s->hist, xp + (size_t)T * C, (size_t)P * row);
 }
 
@@ -66,19 +58,9 @@ int pt_convtr1d_history(const PtConvTr1d *c) { return c->taps - 1; }
 void pt_convtr1d_forward(const PtConvTr1d *c, float *hist, float *xp, int T, float *y) {
     const int H = c->taps - 1, C = c->c_in, S = c->stride, N = S * c->c_out;
     if (H > 0) memcpy(xp, hist, (size_t)H * C * sizeof(float));
-    if (c->wp) {
-        /* Row t of the stacked input [x[t-H], ..., x[t]] is the taps*C contiguous floats of xp
-         * from row t: one GEMM over all taps reads xp in place (overlapping rows). */
-        pt_gemm_packed(y, N, xp, C, c->wp, T, N, c->taps * C, c->bn, 0);
-    } else {
-        if (c->b) {
-            for (size_t r = 0; r < (size_t)T * S; r++)
-                memcpy(y + r * c->c_out, c->b, (size_t)c->c_out * sizeof(float));
-        }
-        for (int g = 0; g < c->taps; g++) /* row t of this view is x[t - g] */
-            pt_matmul(y, xp + (size_t)(H - g) * C, c->w + (size_t)g * C * N, T, C, N,
-                      g > 0 || c->b != NULL);
-    }
+    /* Row t of the stacked input [x[t-H], ..., x[t]] is the taps*C contiguous floats of xp
+     * from row t: one GEMM over all taps reads xp in place (overlapping rows). */
+    pt_gemm_packed(y, N, xp, C, c->wp, T, N, c->taps * C, c->bn, 0);
     if (H > 0) memcpy(hist, xp + (size_t)T * C, (size_t)H * C * sizeof(float));
 }
 

@@ -30,9 +30,8 @@
 typedef struct {
     int c_in, c_out, kernel, stride, dilation;
     int replicate;   /* 1: replicate left padding (ConvDownsample1d); 0: zeros */
-    const float *w;  /* [c_out, kernel * c_in] */
     const float *b;  /* [c_out] or NULL */
-    const float *wp; /* w packed by pt_pack_nt (gemm.h), or NULL to use BLAS */
+    const float *wp; /* [c_out, kernel * c_in] packed by pt_pack_nt (gemm.h) */
 } PtConv1d;
 
 /* Streaming state of one Conv1d. */
@@ -46,11 +45,10 @@ typedef struct {
 typedef struct {
     int c_in, c_out, kernel, stride;
     int taps;        /* ceil(kernel / stride) */
-    const float *w;  /* [taps, c_in, stride * c_out] */
     const float *b;  /* [c_out] or NULL */
     const float *wp; /* [taps * c_in, stride * c_out] packed by pt_pack_nn (gemm.h), row block i
-                      * = W_{taps-1-i} (oldest input first); or NULL to use BLAS on w */
-    const float *bn; /* with wp: b repeated stride times [stride * c_out], or NULL */
+                      * = W_{taps-1-i} (oldest input first) */
+    const float *bn; /* b repeated stride times [stride * c_out], or NULL */
 } PtConvTr1d;
 
 /* History rows of a Conv1d: (kernel - 1) * dilation + 1 - stride (>= 0). */

@@ -3,7 +3,6 @@ cdef extern from "conv.h" nogil:
     ctypedef struct PtConv1d:
         int c_in, c_out, kernel, stride, dilation
         int replicate
-        const float *w
         const float *b
         const float *wp
     ctypedef struct PtConv1dState:
@@ -12,7 +11,6 @@ cdef extern from "conv.h" nogil:
     ctypedef struct PtConvTr1d:
         int c_in, c_out, kernel, stride
         int taps
-        const float *w
         const float *b
         const float *wp
         const float *bn

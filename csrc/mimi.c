@@ -1,6 +1,5 @@
 #include <string.h>
 #include "mimi.h"
-#include "linear.h"
 #include "mimi_transformer.h"
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -94,7 +93,7 @@ int pt_mimi_decode(const PtMimiDecoder *m, PtMimiDecoderState *st, const float *
         /* Every operand lives in the state's own buffers, so each frame runs identically
          * whatever the call's batch size or the caller's array alignment. */
         memcpy(st->zbuf, latents + (size_t)f * m->ldim, (size_t)m->ldim * sizeof(float));
-        pt_linear(q, st->zbuf, m->quant_w, NULL, 1, m->ldim, m->outer, 0);
+        pt_gemm(q, m->outer, st->zbuf, m->ldim, &m->quant, 1, NULL, 0);
         pt_convtr1d_depthwise(m->up_w, NULL, m->outer, m->up_kernel, S, st->up_hist, st->qp, 1,
                               st->x);
         for (int l = 0; l < m->num_layers; l++) {

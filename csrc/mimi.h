@@ -18,6 +18,7 @@
 #define PT_MIMI_H
 #include <stddef.h>
 #include <stdint.h>
+#include "gemm.h"
 #include "seanet.h"
 #include "mimi_transformer.h"
 
@@ -27,7 +28,7 @@ typedef struct {
     int stride;          /* upsample stride (16): decoder-transformer steps per frame */
     int up_kernel;       /* upsample kernel (32) */
     int frame_size;      /* samples per frame = stride * SEANet hop (1920) */
-    const float *quant_w;  /* [outer, ldim] */
+    PtMatrix quant;        /* [outer, ldim], float32 panels */
     const float *up_w;     /* packed depthwise [taps * stride, outer] (conv.h) */
     PtTransformerShape tshape;  /* context > 0 */
     int num_layers;

@@ -1,6 +1,7 @@
 # Declarations of csrc/mimi.h (Mimi decoder / encoder).
 from libc.stdint cimport int64_t
 from flow_lm cimport PtTransformerShape, PtLayerWeights
+from gemm cimport PtMatrix
 from conv cimport PtConv1d
 from seanet cimport PtSEANetEncoder, PtSEANetDecoder, PtSEANetState
 
@@ -18,7 +19,7 @@ cdef extern from "mimi_transformer.h" nogil:
 cdef extern from "mimi.h" nogil:
     ctypedef struct PtMimiDecoder:
         int ldim, outer, stride, up_kernel, frame_size
-        const float *quant_w
+        PtMatrix quant
         const float *up_w
         PtTransformerShape tshape
         int num_layers

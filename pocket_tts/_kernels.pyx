@@ -5,10 +5,8 @@ check each kernel against a float64 numpy twin. The engine itself calls the kern
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int64_t, int8_t
-from scipy.linalg.cython_blas cimport sgemm, sgemv
 
 from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
-from linear cimport pt_blas_set, pt_sgemm_fn, pt_sgemv_fn, pt_linear, pt_matmul
 from elementwise cimport pt_layer_norm, pt_rms_norm_unbiased, pt_gelu_tanh, pt_silu, pt_elu
 from flow_lm cimport PtKVCache
 
@@ -20,7 +18,6 @@ cdef extern from "attention.h" nogil:
                      int kv_stride, float *scores)
 
 cnp.import_array()
-pt_blas_set(<pt_sgemm_fn>sgemm, <pt_sgemv_fn>sgemv)
 
 
 def has_avx2():
@@ -31,33 +28,6 @@ def has_avx2():
 def force_generic(bint force):
     """Force the portable kernels (tests run both paths); False restores detection."""
     pt_cpu_force_generic(force)
-
-
-def linear(const float[:, ::1] x, const float[:, ::1] w, object bias=None):
-    """y[T, out] = x[T, in] . w[out, in]^T (+ bias)."""
-    cdef int T = x.shape[0], n_in = x.shape[1], n_out = w.shape[0]
-    if w.shape[1] != n_in:
-        raise ValueError("shape mismatch")
-    cdef float[:, ::1] y = np.empty((T, n_out), np.float32)
-    cdef const float[::1] b
-    cdef const float *bp = NULL
-    if bias is not None:
-        b = bias
-        bp = &b[0]
-    with nogil:
-        pt_linear(&y[0, 0], &x[0, 0], &w[0, 0], bp, T, n_in, n_out, 0)
-    return np.asarray(y)
-
-
-def matmul(const float[:, ::1] a, const float[:, ::1] b):
-    """y = a . b, row-major."""
-    cdef int M = a.shape[0], K = a.shape[1], N = b.shape[1]
-    if b.shape[0] != K:
-        raise ValueError("shape mismatch")
-    cdef float[:, ::1] y = np.empty((M, N), np.float32)
-    with nogil:
-        pt_matmul(&y[0, 0], &a[0, 0], &b[0, 0], M, K, N, 0)
-    return np.asarray(y)
 
 
 def layer_norm(const float[:, ::1] x, object w=None, object b=None, float eps=1e-5):

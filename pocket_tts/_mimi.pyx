@@ -15,17 +15,14 @@ from gemm cimport PtMatrix, PT_F32, pt_packed_size, pt_pack_nt, pt_pack_nn, pt_g
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from libc.stdint cimport int64_t
-from scipy.linalg.cython_blas cimport sgemm, sgemv
 
 from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
-from linear cimport pt_blas_set, pt_sgemm_fn, pt_sgemv_fn
 from flow_lm cimport PtTransformerShape, PtLayerWeights
 from conv cimport *
 from seanet cimport *
 from mimi cimport *
 
 cnp.import_array()
-pt_blas_set(<pt_sgemm_fn>sgemm, <pt_sgemv_fn>sgemv)
 
 
 def has_avx2():
@@ -89,7 +86,6 @@ cdef int _set_conv(PtConv1d *c, dict d, list keep) except -1:
         raise ValueError(f"conv: packed weight {d['w'].shape} != {(c.c_out, c.kernel * c.c_in)}")
     if d["w"].size == 0:
         raise ValueError("conv weight: empty array")
-    c.w = NULL  # only the packed copy is kept
     c.wp = _packed(keep, d["w"], False)
     c.b = NULL if d["b"] is None else _fptr(keep, d["b"], "conv bias")
     return 0
@@ -106,7 +102,6 @@ cdef int _set_convtr(PtConvTr1d *c, dict d, list keep) except -1:
         raise ValueError("convtr: packed weight has the wrong shape")
     if d["w"].size == 0:
         raise ValueError("convtr weight: empty array")
-    c.w = NULL  # only the packed stack of taps is kept
     cdef int N = c.stride * c.c_out
     # Taps stacked oldest input first (row block i = tap taps-1-i), see csrc/conv.h.
     cdef cnp.ndarray stack = np.ascontiguousarray(
@@ -237,7 +232,7 @@ cdef class MimiKernel:
         self.dec.stride = dec["stride"]
         self.dec.up_kernel = dec["up_kernel"]
         self.dec.frame_size = dec["frame_size"]
-        self.dec.quant_w = _fptr(self.keep, dec["quant_w"], "quantizer")
+        _set_matrix(&self.dec.quant, self.keep, dec["quant_w"])
         self.dec.up_w = _fptr(self.keep, dec["up_w"], "upsample")
         self.dec_layers = _set_transformer(&self.dec.tshape, dec["transformer"], self.keep)
         self.dec.num_layers = len(dec["transformer"]["layers"])

@@ -22,7 +22,6 @@ import numpy as np
 
 from ._native import _mimi
 from .config import Config, MimiTransformerConfig, SEANetConfig
-from .threads import limit_blas_threads
 
 MimiDecoderState = _mimi.MimiDecoderState
 
@@ -259,10 +258,8 @@ class Mimi:
         allocated if None), continuing the stream in ``state``. Returns ``out``.
 
         Raises ``ValueError`` for a wrong shape, non-finite latents, or more frames than the
-        state's ``max_frames_per_call``. The GIL is released while decoding. BLAS runs with
-        whatever thread count is in force: generation limits it to one
-        (:func:`pocket_tts.threads.limit_blas_threads`); the audio is the same bit for bit
-        however frames are grouped into calls, under a given thread count."""
+        state's ``max_frames_per_call``. The GIL is released while decoding; the audio is the
+        same bit for bit however frames are grouped into calls."""
         z = np.ascontiguousarray(latents, dtype=np.float32)
         if z.ndim == 1:
             z = z.reshape(1, -1)
@@ -292,7 +289,7 @@ class Mimi:
     def encode(self, audio: np.ndarray) -> np.ndarray:
         """Encode mono 24 kHz ``audio[T]`` into raw (not normalised) latents ``[N, inner_dim]``,
         ``N = ceil(T / frame_size)`` after right-padding with zeros, like the reference's
-        ``encode_to_latent``. Runs with single-threaded BLAS."""
+        ``encode_to_latent``."""
         x = np.asarray(audio, dtype=np.float32)
         if x.ndim == 2 and x.shape[0] == 1:
             x = x[0]
@@ -305,6 +302,4 @@ class Mimi:
         n = -(-x.shape[0] // self.frame_size)
         padded = np.zeros(n * self.frame_size, np.float32)
         padded[: x.shape[0]] = x
-        # One BLAS thread: OpenBLAS's spinning worker pool only oversubscribes two cores.
-        with limit_blas_threads(1):
-            return self.kernel.encode(padded, ENCODE_CHUNK_FRAMES)
+        return self.kernel.encode(padded, ENCODE_CHUNK_FRAMES)

@@ -34,7 +34,6 @@ from .text import (
     effective_frames_after_eos,
     prepare_chunk,
 )
-from .threads import limit_blas_threads
 from .tokenizer import build_tokenizer
 from .voice import VoiceState, export_model_state, import_model_state, voice_state_from_audio
 from .weights import load_weights
@@ -355,15 +354,14 @@ class TTSModel:
         if seed is not None:
             self.seed(seed)
         stop = stop if stop is not None else threading.Event()
-        with limit_blas_threads(1):
-            for i, chunk in enumerate(chunks):
-                if stop.is_set():
-                    break
-                if on_text_chunk is not None:
-                    on_text_chunk(i, len(chunks), chunk.text)
-                yield from self._generate_chunk(
-                    model_state, chunk.text, chunk.frames_after_eos, copy_state, stop
-                )
+        for i, chunk in enumerate(chunks):
+            if stop.is_set():
+                break
+            if on_text_chunk is not None:
+                on_text_chunk(i, len(chunks), chunk.text)
+            yield from self._generate_chunk(
+                model_state, chunk.text, chunk.frames_after_eos, copy_state, stop
+            )
 
     def _bounded_chunks(
         self, chunks: list[TextChunk], max_tokens: int, frames_after_eos: int | None

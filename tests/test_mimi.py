@@ -17,19 +17,10 @@ import pytest
 from conftest import JFK_WAV, REF_WAV
 from mimi_reference import FRAMES, golden, models
 
-from pocket_tts.threads import limit_blas_threads
-
 CONFIGS = ["english_2026-10", "english_2m_2026-10"]
 WAVS = {"ref": REF_WAV, "jfk": JFK_WAV}
 AUDIO_TOL = 1e-4  # max abs difference on audio samples
 LATENT_TOL = 1e-4
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    """Single-threaded BLAS, as during generation (OpenBLAS's pool only oversubscribes)."""
-    with limit_blas_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module", params=CONFIGS)

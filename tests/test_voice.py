@@ -13,7 +13,6 @@ from mimi_reference import golden, models, reference_load_voice
 
 from pocket_tts.audio import load_prompt_audio
 from pocket_tts.safetensors import read_safetensors, write_safetensors
-from pocket_tts.threads import limit_blas_threads
 from pocket_tts.voice import (
     VoiceState,
     VoiceStateError,
@@ -25,12 +24,6 @@ from pocket_tts.voice import (
 CONFIGS = ["english_2026-10", "english_2m_2026-10"]
 WAVS = {"ref": REF_WAV, "jfk": JFK_WAV}
 TOL = 1e-4
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    with limit_blas_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module", params=CONFIGS)
