@@ -70,7 +70,7 @@ cdef float *_buf(cnp.ndarray a):
     return <float *>cnp.PyArray_DATA(a)
 
 
-cdef int _set_conv(PtConv1d *c, dict d, list keep) except -1:
+cdef int _set_conv(PtConv1d *c, dict d, list keep, bint consume=False) except -1:
     """Fill a PtConv1d from a spec dict (w packed [c_out, kernel * c_in], b or None, sizes)."""
     c.c_in = d["c_in"]
     c.c_out = d["c_out"]
@@ -88,10 +88,12 @@ cdef int _set_conv(PtConv1d *c, dict d, list keep) except -1:
         raise ValueError("conv weight: empty array")
     c.wp = _packed(keep, d["w"], False)
     c.b = NULL if d["b"] is None else _fptr(keep, d["b"], "conv bias")
+    if consume:  # the model's own spec: drop the unpacked weight now (peak memory at load)
+        d["w"] = None
     return 0
 
 
-cdef int _set_convtr(PtConvTr1d *c, dict d, list keep) except -1:
+cdef int _set_convtr(PtConvTr1d *c, dict d, list keep, bint consume=False) except -1:
     """Fill a PtConvTr1d from a spec dict (w packed [taps, c_in, stride * c_out])."""
     c.c_in = d["c_in"]
     c.c_out = d["c_out"]
@@ -114,12 +116,14 @@ cdef int _set_convtr(PtConvTr1d *c, dict d, list keep) except -1:
     c.bn = NULL if d["b"] is None else _fptr(
         keep, np.tile(np.asarray(d["b"], dtype=np.float32), c.stride), "convtr bias")
     c.b = NULL if d["b"] is None else _fptr(keep, d["b"], "convtr bias")
+    if consume:
+        d["w"] = None
     return 0
 
 
-cdef int _set_res(PtResBlock *r, tuple pair, list keep) except -1:
-    _set_conv(&r.conv1, pair[0], keep)
-    _set_conv(&r.conv2, pair[1], keep)
+cdef int _set_res(PtResBlock *r, tuple pair, list keep, bint consume=False) except -1:
+    _set_conv(&r.conv1, pair[0], keep, consume)
+    _set_conv(&r.conv2, pair[1], keep, consume)
     if r.conv2.stride != 1 or r.conv1.stride != 1 or r.conv2.c_out != r.conv1.c_in:
         raise ValueError("residual block: bad shapes")
     return 0
@@ -144,12 +148,12 @@ cdef PtLayerWeights *_set_transformer(PtTransformerShape *s, dict t, list keep) 
         for i, L in enumerate(t["layers"]):
             lw[i].norm1_w = _fptr(keep, L["norm1.weight"], "norm1")
             lw[i].norm1_b = _fptr(keep, L["norm1.bias"], "norm1")
-            _set_matrix(&lw[i].in_proj, keep, L["self_attn.in_proj.weight"])
-            _set_matrix(&lw[i].out_proj, keep, L["self_attn.out_proj.weight"])
+            _set_matrix(&lw[i].in_proj, keep, L.pop("self_attn.in_proj.weight"))
+            _set_matrix(&lw[i].out_proj, keep, L.pop("self_attn.out_proj.weight"))
             lw[i].norm2_w = _fptr(keep, L["norm2.weight"], "norm2")
             lw[i].norm2_b = _fptr(keep, L["norm2.bias"], "norm2")
-            _set_matrix(&lw[i].linear1, keep, L["linear1.weight"])
-            _set_matrix(&lw[i].linear2, keep, L["linear2.weight"])
+            _set_matrix(&lw[i].linear1, keep, L.pop("linear1.weight"))
+            _set_matrix(&lw[i].linear2, keep, L.pop("linear2.weight"))
             if "layer_scale_1.scale" in L:
                 lw[i].scale1 = _fptr(keep, L["layer_scale_1.scale"], "layer_scale_1")
                 lw[i].scale2 = _fptr(keep, L["layer_scale_2.scale"], "layer_scale_2")
@@ -246,12 +250,12 @@ cdef class MimiKernel:
         self.dec.seanet.n_res = len(sd["stages"][0]["res"]) if sd["stages"] else 0
         if self.dec.seanet.n_res > PT_SEANET_MAX_RES:
             raise ValueError("too many residual layers")
-        _set_conv(&self.dec.seanet.first, sd["first"], self.keep)
+        _set_conv(&self.dec.seanet.first, sd["first"], self.keep, True)
         for i, stage in enumerate(sd["stages"]):
-            _set_convtr(&self.dec.seanet.up[i], stage["up"], self.keep)
+            _set_convtr(&self.dec.seanet.up[i], stage["up"], self.keep, True)
             for j, pair in enumerate(stage["res"]):
-                _set_res(&self.dec.seanet.res[i][j], pair, self.keep)
-        _set_conv(&self.dec.seanet.last, sd["last"], self.keep)
+                _set_res(&self.dec.seanet.res[i][j], pair, self.keep, True)
+        _set_conv(&self.dec.seanet.last, sd["last"], self.keep, True)
         # Encoder.
         self.enc.dim = enc["dim"]
         self.enc.inner = enc["inner"]
@@ -267,13 +271,13 @@ cdef class MimiKernel:
         self.enc.seanet.n_res = len(se["stages"][0]["res"]) if se["stages"] else 0
         if self.enc.seanet.n_res > PT_SEANET_MAX_RES:
             raise ValueError("too many residual layers")
-        _set_conv(&self.enc.seanet.first, se["first"], self.keep)
+        _set_conv(&self.enc.seanet.first, se["first"], self.keep, True)
         for i, stage in enumerate(se["stages"]):
             for j, pair in enumerate(stage["res"]):
-                _set_res(&self.enc.seanet.res[i][j], pair, self.keep)
-            _set_conv(&self.enc.seanet.down[i], stage["down"], self.keep)
-        _set_conv(&self.enc.seanet.last, se["last"], self.keep)
-        _set_conv(&self.enc.down, enc["down"], self.keep)
+                _set_res(&self.enc.seanet.res[i][j], pair, self.keep, True)
+            _set_conv(&self.enc.seanet.down[i], stage["down"], self.keep, True)
+        _set_conv(&self.enc.seanet.last, se["last"], self.keep, True)
+        _set_conv(&self.enc.down, enc["down"], self.keep, True)
         self.frame_size = self.dec.frame_size
         self.ldim = self.dec.ldim
         self.inner = self.enc.inner

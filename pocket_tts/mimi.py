@@ -114,7 +114,8 @@ def _transformer(w: dict, prefix: str, t: MimiTransformerConfig) -> dict:
     layers = []
     for i in range(t.num_layers):
         p = f"{prefix}transformer.layers.{i}."
-        layers.append({k[len(p) :]: v for k, v in w.items() if k.startswith(p)})
+        # Looked up with w[k]: a consuming dict (TTSModel's load) hands each array over.
+        layers.append({k[len(p) :]: w[k] for k in [k for k in w if k.startswith(p)]})
     return dict(
         d_model=t.d_model,
         num_heads=t.num_heads,
