@@ -296,8 +296,10 @@ cdef class MimiKernel:
                                    _buf(s.scratch_arr))
         return s
 
-    def decode(self, MimiDecoderState state, const float[:, ::1] latents, float[::1] out):
-        """latents[n, ldim] (de-normalised) -> out[n * frame_size]; advances the stream."""
+    def decode(self, MimiDecoderState state, const float[:, ::1] latents, float[::1] out,
+               int threads=1):
+        """latents[n, ldim] (de-normalised) -> out[n * frame_size]; advances the stream.
+        Large products are split over ``threads`` (<= 2) threads (bit-identical output)."""
         if state.kernel is not self:
             raise ValueError("decoder state belongs to another model")
         cdef int n = latents.shape[0]
@@ -311,7 +313,9 @@ cdef class MimiKernel:
             return
         cdef int rc
         with nogil:
+            pt_gemm_set_threads(threads)
             rc = pt_mimi_decode(&self.dec, &state.st, &latents[0, 0], n, &out[0])
+            pt_gemm_set_threads(1)
         if rc != 0:
             raise RuntimeError("Mimi decoder KV-cache error")
 

@@ -253,10 +253,15 @@ class Mimi:
         return x + np.asarray(emb_mean, dtype=np.float32)
 
     def decode(
-        self, state: MimiDecoderState, latents: np.ndarray, out: np.ndarray | None = None
+        self,
+        state: MimiDecoderState,
+        latents: np.ndarray,
+        out: np.ndarray | None = None,
+        threads: int = 1,
     ) -> np.ndarray:
         """Decode ``latents[n, ldim]`` (de-normalised) into ``out[n * frame_size]`` (float32,
-        allocated if None), continuing the stream in ``state``. Returns ``out``.
+        allocated if None), continuing the stream in ``state``. Returns ``out``. ``threads=2``
+        splits the large products over both cores (same audio, bit for bit).
 
         Raises ``ValueError`` for a wrong shape, non-finite latents, or more frames than the
         state's ``max_frames_per_call``. The GIL is released while decoding; the audio is the
@@ -284,7 +289,7 @@ class Mimi:
             raise ValueError(
                 f"out must be a writable contiguous float32 array of shape ({n * self.frame_size},)"
             )
-        self.kernel.decode(state, z, out)
+        self.kernel.decode(state, z, out, threads)
         return out
 
     def encode(self, audio: np.ndarray) -> np.ndarray:

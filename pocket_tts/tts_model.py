@@ -419,6 +419,9 @@ class TTSModel:
         decoder = self.mimi.new_decoder_state()
         frames: queue.Queue[int | BaseException | None] = queue.Queue()
         abandon = threading.Event()
+        # The first frame is decoded on both cores while the flow LM waits (time to first
+        # audio); afterwards the two stages run side by side, one core each.
+        first_decoded = threading.Event()
 
         text_embeddings = lm.embed_tokens(state, tokens)
         self._skip_noise(1)  # the reference's text prefill draws one noise vector too
@@ -434,6 +437,7 @@ class TTSModel:
                     stop,
                     abandon,
                     frames,
+                    first_decoded,
                 )
             except BaseException as exc:  # forwarded to the consumer
                 frames.put(exc)
@@ -469,8 +473,9 @@ class TTSModel:
                 np.multiply(latents[a:b], self._emb_std, out=mimi_in[a:b])
                 np.add(mimi_in[a:b], self._emb_mean, out=mimi_in[a:b])
                 out = audio[a * self.mimi.frame_size : b * self.mimi.frame_size]
-                self.mimi.decode(decoder, mimi_in[a:b], out)
+                self.mimi.decode(decoder, mimi_in[a:b], out, threads=2 if a == 0 else 1)
                 if a == 0:
+                    first_decoded.set()
                     n = min(len(fade), len(out))
                     out[:n] *= fade[:n]
                 done = b
@@ -493,6 +498,7 @@ class TTSModel:
         stop: threading.Event,
         abandon: threading.Event,
         frames: queue.Queue,
+        first_decoded: threading.Event,
     ) -> None:
         lm = self.flow_lm
         x = np.full(lm.ldim, np.nan, np.float32)
@@ -533,6 +539,10 @@ class TTSModel:
                 return
             stats["frames"] = step + 1
             frames.put(step)
+            if step == 0:
+                while not first_decoded.wait(0.05):
+                    if stop.is_set() or abandon.is_set():
+                        return
             x = latents[step]
         logger.warning(
             "Maximum generation length reached without EOS, this very often indicates an error."

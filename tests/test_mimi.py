@@ -87,6 +87,10 @@ def test_frame_by_frame_equals_batch_bit_for_bit(ckpt, mimi) -> None:
     state.reset()
     assert state.frames == 0
     assert np.array_equal(mimi.decode(state, z), batch)
+    # Two threads (the generator decodes the first frame on both cores): same audio.
+    two = mimi.new_decoder_state()
+    mixed = [mimi.decode(two, z[:2], threads=2), mimi.decode(two, z[2:])]
+    assert np.array_equal(np.concatenate(mixed), batch)
 
 
 def test_max_frames_per_call(mimi) -> None:
