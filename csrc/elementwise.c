@@ -81,7 +81,8 @@ __attribute__((target("avx2,fma"))) static void gelu_tanh_avx2(float *x, size_t 
         __m256 e = pt_expm1_neg8(m2a);
         __m256 t_small = _mm256_div_ps(_mm256_xor_ps(e, sign), _mm256_add_ps(two, e));
         __m256 q = pt_exp_neg8(m2a);
-        __m256 t_large = _mm256_sub_ps(one, _mm256_div_ps(_mm256_add_ps(q, q), _mm256_add_ps(one, q)));
+        __m256 t_large =
+            _mm256_sub_ps(one, _mm256_div_ps(_mm256_add_ps(q, q), _mm256_add_ps(one, q)));
         __m256 t = _mm256_blendv_ps(t_large, t_small, _mm256_cmp_ps(a, half, _CMP_LT_OQ));
         t = _mm256_or_ps(t, _mm256_and_ps(u, sign));
         __m256 y = _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, t));
