@@ -116,12 +116,13 @@ TARGET static inline __attribute__((always_inline)) void load16(const void *pp, 
 }
 
 /* R rows (1..6; 0 = a one-row call) x 16 columns over all k: 2R accumulators, R broadcasts +
- * one panel row per k.
+ * one panel row per k; multi-row tiles also prefetch pf + i * pfs (the next panel's share).
  * One accumulation order for every R, so a row's result never depends on its neighbours (a
  * single row is latency-bound at 16 weights per FMA latency, still above DRAM bandwidth). */
 TARGET static inline __attribute__((always_inline)) void tile(float *out, const float *x,
                                                               int ldx, const void *pp, int k,
-                                                              const int R, const int dtype) {
+                                                              const int R, const int dtype,
+                                                              const char *pf, int pfs) {
     __m256 a[6][2], w0, w1;
     if (R == 0) {
         /* A call with a single row (the flow-LM step, a GEMV): two accumulator pairs over
@@ -154,6 +155,7 @@ TARGET static inline __attribute__((always_inline)) void tile(float *out, const 
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();
     for (int i = 0; i < k; i++) {
+        _mm_prefetch(pf + (size_t)i * pfs, _MM_HINT_T0);
         load16(pp, i, dtype, &w0, &w1);
 #pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
@@ -201,17 +203,27 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
         for (int p = p_begin; p < p_end; p++) {                                                \
             const char *pp = (const char *)w->data + (size_t)p * k * PT_PANEL * (ESIZE);       \
             int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;    \
+            size_t pbytes = (size_t)k * PT_PANEL * (ESIZE);                                    \
+            /* Tiles prefetch the next panel (npf tiles share it) while they compute on this \
+             * one, so DRAM streaming overlaps the FMAs instead of stalling the first tile. */ \
+            const char *nxt = p + 1 < p_end ? pp + pbytes                                      \
+                              : rb_end < M  ? (const char *)w->data + (size_t)p_begin * pbytes \
+                                            : pp;                                              \
+            int ntile = (rb_end - rb + 5) / 6, npf = ntile < 4 ? (ntile < 2 ? 1 : 2) : 4;      \
             for (int r0 = rb; r0 < rb_end; r0 += 6) {                                          \
                 int R = rb_end - r0 < 6 ? rb_end - r0 : 6;                                     \
                 const float *xr = x + (size_t)r0 * ldx;                                        \
+                int t = (r0 - rb) / 6;                                                         \
+                const char *pf = t < npf ? nxt + (size_t)t * pbytes / npf : pp;                \
+                int pfs = t < npf ? PT_PANEL * (ESIZE) / npf : 0;                              \
                 switch (M == 1 ? 0 : R) {                                                      \
-                case 0: tile(buf, xr, ldx, pp, k, 0, DTYPE); break;                            \
-                case 1: tile(buf, xr, ldx, pp, k, 1, DTYPE); break;                            \
-                case 2: tile(buf, xr, ldx, pp, k, 2, DTYPE); break;                            \
-                case 3: tile(buf, xr, ldx, pp, k, 3, DTYPE); break;                            \
-                case 4: tile(buf, xr, ldx, pp, k, 4, DTYPE); break;                            \
-                case 5: tile(buf, xr, ldx, pp, k, 5, DTYPE); break;                            \
-                default: tile(buf, xr, ldx, pp, k, 6, DTYPE); break;                           \
+                case 0: tile(buf, xr, ldx, pp, k, 0, DTYPE, pf, pfs); break;                   \
+                case 1: tile(buf, xr, ldx, pp, k, 1, DTYPE, pf, pfs); break;                   \
+                case 2: tile(buf, xr, ldx, pp, k, 2, DTYPE, pf, pfs); break;                   \
+                case 3: tile(buf, xr, ldx, pp, k, 3, DTYPE, pf, pfs); break;                   \
+                case 4: tile(buf, xr, ldx, pp, k, 4, DTYPE, pf, pfs); break;                   \
+                case 5: tile(buf, xr, ldx, pp, k, 5, DTYPE, pf, pfs); break;                   \
+                default: tile(buf, xr, ldx, pp, k, 6, DTYPE, pf, pfs); break;                  \
                 }                                                                              \
                 if (M == 1) /* the one-row GEMV path keeps its scalar store */                 \
                     store_row(y + p * PT_PANEL, buf, w, p, cols, bias, acc);                   \
