@@ -201,11 +201,13 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
 /* Bytes of panel per k-block of a multi-row product: the block stays in L1 while every row
  * tile of the row block consumes it. */
 #define PT_KC_BYTES 16384
+/* k per block of widened int8 weights (16 KiB of fp32). */
+#define PT_KC_WIDE 256
 
 #define PT_DEFINE_GEMM(NAME, DTYPE, ESIZE)                                                     \
     TARGET static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w,     \
                             int M, const float *bias, int acc, int p_begin, int p_end) {       \
-        int k = w->in, kc = PT_KC_BYTES / (PT_PANEL * (ESIZE));                                \
+        int k = w->in, kc0 = PT_KC_BYTES / (PT_PANEL * (ESIZE));                               \
         if (M == 1) { /* the GEMV: one pass over k, scalar store */                            \
             float buf[PT_PANEL];                                                               \
             for (int p = p_begin; p < p_end; p++) {                                            \
@@ -217,16 +219,27 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
             return;                                                                            \
         }                                                                                      \
         float sums[PT_ROW_BLOCK * PT_PANEL];                                                   \
+        float wb[PT_KC_WIDE * PT_PANEL] __attribute__((aligned(32)));                          \
         /* Row blocks keep their activations cache-resident across all panels. */              \
         for (int rb = 0; rb < M; rb += PT_ROW_BLOCK) {                                         \
         int rb_end = M - rb < PT_ROW_BLOCK ? M : rb + PT_ROW_BLOCK;                            \
         int ntile = (rb_end - rb + 5) / 6, npf = ntile < 4 ? (ntile < 2 ? 1 : 2) : 4;          \
+        /* int8 weights shared by 3+ row tiles are widened to fp32 once per k-block: widening  \
+         * per tile cost about as much as the FMAs (fp16's F16C widening measured no gain). */ \
+        int conv = DTYPE == PT_I8 && ntile > 2, kc = conv ? PT_KC_WIDE : kc0;                  \
         for (int p = p_begin; p < p_end; p++) {                                                \
             const char *pp = (const char *)w->data + (size_t)p * k * PT_PANEL * (ESIZE);       \
             int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;    \
-            for (int kb = 0; kb < k; kb += kc) {                                            \
-                int kn = k - kb < kc ? k - kb : kc;                                        \
+            for (int kb = 0; kb < k; kb += kc) {                                               \
+                int kn = k - kb < kc ? k - kb : kc;                                            \
                 const char *pk = pp + (size_t)kb * PT_PANEL * (ESIZE);                         \
+                if (conv) /* widened once per block, not once per row tile (exact) */          \
+                    for (int i = 0; i < kn; i++) {                                             \
+                        __m256 w0, w1;                                                         \
+                        load16(pk, i, DTYPE, &w0, &w1);                                        \
+                        _mm256_store_ps(wb + i * PT_PANEL, w0);                                \
+                        _mm256_store_ps(wb + i * PT_PANEL + 8, w1);                            \
+                    }                                                                          \
                 size_t bbytes = (size_t)kn * PT_PANEL * (ESIZE);                               \
                 /* The first npf tiles prefetch the next block (panels are contiguous, so past \
                  * the last block this is the next panel) while computing on this one: DRAM    \
@@ -238,6 +251,17 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
                     const char *pf = t < npf ? nxt + (size_t)t * bbytes / npf : pk;            \
                     int pfs = t < npf ? PT_PANEL * (ESIZE) / npf : 0;                          \
                     float *s = sums + (r0 - rb) * PT_PANEL;                                    \
+                    if (conv) {                                                                \
+                        switch (R) {                                                           \
+                        case 1: tile(s, xr, ldx, wb, kn, 1, PT_F32, pf, pfs, kb == 0); break;  \
+                        case 2: tile(s, xr, ldx, wb, kn, 2, PT_F32, pf, pfs, kb == 0); break;  \
+                        case 3: tile(s, xr, ldx, wb, kn, 3, PT_F32, pf, pfs, kb == 0); break;  \
+                        case 4: tile(s, xr, ldx, wb, kn, 4, PT_F32, pf, pfs, kb == 0); break;  \
+                        case 5: tile(s, xr, ldx, wb, kn, 5, PT_F32, pf, pfs, kb == 0); break;  \
+                        default: tile(s, xr, ldx, wb, kn, 6, PT_F32, pf, pfs, kb == 0); break; \
+                        }                                                                      \
+                        continue;                                                              \
+                    }                                                                          \
                     switch (R) {                                                               \
                     case 1: tile(s, xr, ldx, pk, kn, 1, DTYPE, pf, pfs, kb == 0); break;       \
                     case 2: tile(s, xr, ldx, pk, kn, 2, DTYPE, pf, pfs, kb == 0); break;       \
