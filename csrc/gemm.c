@@ -218,7 +218,7 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
             }                                                                                  \
             return;                                                                            \
         }                                                                                      \
-        float sums[PT_ROW_BLOCK * PT_PANEL];                                                   \
+        float sums[PT_ROW_BLOCK * PT_PANEL], buf[6 * PT_PANEL];                                \
         float wb[PT_KC_WIDE * PT_PANEL] __attribute__((aligned(32)));                          \
         /* Row blocks keep their activations cache-resident across all panels. */              \
         for (int rb = 0; rb < M; rb += PT_ROW_BLOCK) {                                         \
@@ -227,6 +227,7 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
         /* int8 weights shared by 3+ row tiles are widened to fp32 once per k-block: widening  \
          * per tile cost about as much as the FMAs (fp16's F16C widening measured no gain). */ \
         int conv = DTYPE == PT_I8 && ntile > 2, kc = conv ? PT_KC_WIDE : kc0;                  \
+        int one = k <= kc;                                                                     \
         for (int p = p_begin; p < p_end; p++) {                                                \
             const char *pp = (const char *)w->data + (size_t)p * k * PT_PANEL * (ESIZE);       \
             int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;    \
@@ -250,7 +251,8 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
                     const float *xr = x + (size_t)r0 * ldx + kb;                               \
                     const char *pf = t < npf ? nxt + (size_t)t * bbytes / npf : pk;            \
                     int pfs = t < npf ? PT_PANEL * (ESIZE) / npf : 0;                          \
-                    float *s = sums + (r0 - rb) * PT_PANEL;                                    \
+                    /* One k-block: the tile's sums are stored at once, while still in L1. */  \
+                    float *s = one ? buf : sums + (r0 - rb) * PT_PANEL;                        \
                     if (conv) {                                                                \
                         switch (R) {                                                           \
                         case 1: tile(s, xr, ldx, wb, kn, 1, PT_F32, pf, pfs, kb == 0); break;  \
@@ -260,19 +262,22 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
                         case 5: tile(s, xr, ldx, wb, kn, 5, PT_F32, pf, pfs, kb == 0); break;  \
                         default: tile(s, xr, ldx, wb, kn, 6, PT_F32, pf, pfs, kb == 0); break; \
                         }                                                                      \
-                        continue;                                                              \
+                    } else {                                                                   \
+                        switch (R) {                                                           \
+                        case 1: tile(s, xr, ldx, pk, kn, 1, DTYPE, pf, pfs, kb == 0); break;   \
+                        case 2: tile(s, xr, ldx, pk, kn, 2, DTYPE, pf, pfs, kb == 0); break;   \
+                        case 3: tile(s, xr, ldx, pk, kn, 3, DTYPE, pf, pfs, kb == 0); break;   \
+                        case 4: tile(s, xr, ldx, pk, kn, 4, DTYPE, pf, pfs, kb == 0); break;   \
+                        case 5: tile(s, xr, ldx, pk, kn, 5, DTYPE, pf, pfs, kb == 0); break;   \
+                        default: tile(s, xr, ldx, pk, kn, 6, DTYPE, pf, pfs, kb == 0); break;  \
+                        }                                                                      \
                     }                                                                          \
-                    switch (R) {                                                               \
-                    case 1: tile(s, xr, ldx, pk, kn, 1, DTYPE, pf, pfs, kb == 0); break;       \
-                    case 2: tile(s, xr, ldx, pk, kn, 2, DTYPE, pf, pfs, kb == 0); break;       \
-                    case 3: tile(s, xr, ldx, pk, kn, 3, DTYPE, pf, pfs, kb == 0); break;       \
-                    case 4: tile(s, xr, ldx, pk, kn, 4, DTYPE, pf, pfs, kb == 0); break;       \
-                    case 5: tile(s, xr, ldx, pk, kn, 5, DTYPE, pf, pfs, kb == 0); break;       \
-                    default: tile(s, xr, ldx, pk, kn, 6, DTYPE, pf, pfs, kb == 0); break;      \
-                    }                                                                          \
+                    if (one)                                                                   \
+                        store_tile(y + (size_t)r0 * ldy + p * PT_PANEL, ldy, buf, R, w, p, cols,\
+                                   bias, acc);                                                 \
                 }                                                                              \
             }                                                                                  \
-            for (int r0 = rb; r0 < rb_end; r0 += 6)                                            \
+            for (int r0 = rb; r0 < rb_end && !one; r0 += 6)                                    \
                 store_tile(y + (size_t)r0 * ldy + p * PT_PANEL, ldy, sums + (r0 - rb) * PT_PANEL,\
                            rb_end - r0 < 6 ? rb_end - r0 : 6, w, p, cols, bias, acc);          \
         }                                                                                      \
