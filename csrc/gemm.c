@@ -115,13 +115,17 @@ TARGET static inline __attribute__((always_inline)) void load16(const void *pp, 
     }
 }
 
-/* R rows (1..6; 0 = a one-row call) x 16 columns over all k: 2R accumulators, R broadcasts +
- * one panel row per k.
+/* R rows (1..6; 0 = a one-row call) x 16 columns over k: 2R accumulators, R broadcasts +
+ * one panel row per k. Multi-row tiles run over one k-block: they start from zero (first) or
+ * from the partial sums in out (a float round trip, exact, so the k order is unchanged), and
+ * prefetch pf + i * pfs (their share of the next block).
  * One accumulation order for every R, so a row's result never depends on its neighbours (a
  * single row is latency-bound at 16 weights per FMA latency, still above DRAM bandwidth). */
 TARGET static inline __attribute__((always_inline)) void tile(float *out, const float *x,
                                                               int ldx, const void *pp, int k,
-                                                              const int R, const int dtype) {
+                                                              const int R, const int dtype,
+                                                              const char *pf, int pfs,
+                                                              int first) {
     __m256 a[6][2], w0, w1;
     if (R == 0) {
         /* A call with a single row (the flow-LM step, a GEMV): two accumulator pairs over
@@ -152,8 +156,12 @@ TARGET static inline __attribute__((always_inline)) void tile(float *out, const 
         return;
     }
 #pragma GCC unroll 6
-    for (int r = 0; r < R; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();
+    for (int r = 0; r < R; r++) {
+        a[r][0] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(out + r * PT_PANEL);
+        a[r][1] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(out + r * PT_PANEL + 8);
+    }
     for (int i = 0; i < k; i++) {
+        _mm_prefetch(pf + (size_t)i * pfs, _MM_HINT_T0);
         load16(pp, i, dtype, &w0, &w1);
 #pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
@@ -190,35 +198,88 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
     }
 }
 
+/* Bytes of panel per k-block of a multi-row product: the block stays in L1 while every row
+ * tile of the row block consumes it. */
+#define PT_KC_BYTES 16384
+/* k per block of widened int8 weights (16 KiB of fp32). */
+#define PT_KC_WIDE 256
+
 #define PT_DEFINE_GEMM(NAME, DTYPE, ESIZE)                                                     \
-    TARGET static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w,      \
-                            int M, const float *bias, int acc, int p_begin, int p_end) {        \
-        int k = w->in;                                                                         \
-        float buf[6 * PT_PANEL];                                                               \
-        /* Row blocks keep their activations cache-resident across all panels. */             \
+    TARGET static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w,     \
+                            int M, const float *bias, int acc, int p_begin, int p_end) {       \
+        int k = w->in, kc0 = PT_KC_BYTES / (PT_PANEL * (ESIZE));                               \
+        if (M == 1) { /* the GEMV: one pass over k, scalar store */                            \
+            float buf[PT_PANEL];                                                               \
+            for (int p = p_begin; p < p_end; p++) {                                            \
+                const char *pp = (const char *)w->data + (size_t)p * k * PT_PANEL * (ESIZE);   \
+                int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;\
+                tile(buf, x, ldx, pp, k, 0, DTYPE, NULL, 0, 1);                                \
+                store_row(y + p * PT_PANEL, buf, w, p, cols, bias, acc);                       \
+            }                                                                                  \
+            return;                                                                            \
+        }                                                                                      \
+        float sums[PT_ROW_BLOCK * PT_PANEL], buf[6 * PT_PANEL];                                \
+        float wb[PT_KC_WIDE * PT_PANEL] __attribute__((aligned(32)));                          \
+        /* Row blocks keep their activations cache-resident across all panels. */              \
         for (int rb = 0; rb < M; rb += PT_ROW_BLOCK) {                                         \
         int rb_end = M - rb < PT_ROW_BLOCK ? M : rb + PT_ROW_BLOCK;                            \
+        int ntile = (rb_end - rb + 5) / 6, npf = ntile < 4 ? (ntile < 2 ? 1 : 2) : 4;          \
+        /* int8 weights shared by 3+ row tiles are widened to fp32 once per k-block: widening  \
+         * per tile cost about as much as the FMAs (fp16's F16C widening measured no gain). */ \
+        int conv = DTYPE == PT_I8 && ntile > 2, kc = conv ? PT_KC_WIDE : kc0;                  \
+        int one = k <= kc;                                                                     \
         for (int p = p_begin; p < p_end; p++) {                                                \
             const char *pp = (const char *)w->data + (size_t)p * k * PT_PANEL * (ESIZE);       \
             int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;    \
-            for (int r0 = rb; r0 < rb_end; r0 += 6) {                                          \
-                int R = rb_end - r0 < 6 ? rb_end - r0 : 6;                                     \
-                const float *xr = x + (size_t)r0 * ldx;                                        \
-                switch (M == 1 ? 0 : R) {                                                      \
-                case 0: tile(buf, xr, ldx, pp, k, 0, DTYPE); break;                            \
-                case 1: tile(buf, xr, ldx, pp, k, 1, DTYPE); break;                            \
-                case 2: tile(buf, xr, ldx, pp, k, 2, DTYPE); break;                            \
-                case 3: tile(buf, xr, ldx, pp, k, 3, DTYPE); break;                            \
-                case 4: tile(buf, xr, ldx, pp, k, 4, DTYPE); break;                            \
-                case 5: tile(buf, xr, ldx, pp, k, 5, DTYPE); break;                            \
-                default: tile(buf, xr, ldx, pp, k, 6, DTYPE); break;                           \
+            for (int kb = 0; kb < k; kb += kc) {                                               \
+                int kn = k - kb < kc ? k - kb : kc;                                            \
+                const char *pk = pp + (size_t)kb * PT_PANEL * (ESIZE);                         \
+                if (conv) /* widened once per block, not once per row tile (exact) */          \
+                    for (int i = 0; i < kn; i++) {                                             \
+                        __m256 w0, w1;                                                         \
+                        load16(pk, i, DTYPE, &w0, &w1);                                        \
+                        _mm256_store_ps(wb + i * PT_PANEL, w0);                                \
+                        _mm256_store_ps(wb + i * PT_PANEL + 8, w1);                            \
+                    }                                                                          \
+                size_t bbytes = (size_t)kn * PT_PANEL * (ESIZE);                               \
+                /* The first npf tiles prefetch the next block (panels are contiguous, so past \
+                 * the last block this is the next panel) while computing on this one: DRAM    \
+                 * streaming overlaps the FMAs instead of stalling the first tile. */          \
+                const char *nxt = p + 1 < p_end || kb + kn < k ? pk + bbytes : pk;             \
+                for (int r0 = rb; r0 < rb_end; r0 += 6) {                                      \
+                    int R = rb_end - r0 < 6 ? rb_end - r0 : 6, t = (r0 - rb) / 6;              \
+                    const float *xr = x + (size_t)r0 * ldx + kb;                               \
+                    const char *pf = t < npf ? nxt + (size_t)t * bbytes / npf : pk;            \
+                    int pfs = t < npf ? PT_PANEL * (ESIZE) / npf : 0;                          \
+                    /* One k-block: the tile's sums are stored at once, while still in L1. */  \
+                    float *s = one ? buf : sums + (r0 - rb) * PT_PANEL;                        \
+                    if (conv) {                                                                \
+                        switch (R) {                                                           \
+                        case 1: tile(s, xr, ldx, wb, kn, 1, PT_F32, pf, pfs, kb == 0); break;  \
+                        case 2: tile(s, xr, ldx, wb, kn, 2, PT_F32, pf, pfs, kb == 0); break;  \
+                        case 3: tile(s, xr, ldx, wb, kn, 3, PT_F32, pf, pfs, kb == 0); break;  \
+                        case 4: tile(s, xr, ldx, wb, kn, 4, PT_F32, pf, pfs, kb == 0); break;  \
+                        case 5: tile(s, xr, ldx, wb, kn, 5, PT_F32, pf, pfs, kb == 0); break;  \
+                        default: tile(s, xr, ldx, wb, kn, 6, PT_F32, pf, pfs, kb == 0); break; \
+                        }                                                                      \
+                    } else {                                                                   \
+                        switch (R) {                                                           \
+                        case 1: tile(s, xr, ldx, pk, kn, 1, DTYPE, pf, pfs, kb == 0); break;   \
+                        case 2: tile(s, xr, ldx, pk, kn, 2, DTYPE, pf, pfs, kb == 0); break;   \
+                        case 3: tile(s, xr, ldx, pk, kn, 3, DTYPE, pf, pfs, kb == 0); break;   \
+                        case 4: tile(s, xr, ldx, pk, kn, 4, DTYPE, pf, pfs, kb == 0); break;   \
+                        case 5: tile(s, xr, ldx, pk, kn, 5, DTYPE, pf, pfs, kb == 0); break;   \
+                        default: tile(s, xr, ldx, pk, kn, 6, DTYPE, pf, pfs, kb == 0); break;  \
+                        }                                                                      \
+                    }                                                                          \
+                    if (one)                                                                   \
+                        store_tile(y + (size_t)r0 * ldy + p * PT_PANEL, ldy, buf, R, w, p, cols,\
+                                   bias, acc);                                                 \
                 }                                                                              \
-                if (M == 1) /* the one-row GEMV path keeps its scalar store */                 \
-                    store_row(y + p * PT_PANEL, buf, w, p, cols, bias, acc);                   \
-                else                                                                           \
-                    store_tile(y + (size_t)r0 * ldy + p * PT_PANEL, ldy, buf, R, w, p, cols,   \
-                               bias, acc);                                                     \
             }                                                                                  \
+            for (int r0 = rb; r0 < rb_end && !one; r0 += 6)                                    \
+                store_tile(y + (size_t)r0 * ldy + p * PT_PANEL, ldy, sums + (r0 - rb) * PT_PANEL,\
+                           rb_end - r0 < 6 ? rb_end - r0 : 6, w, p, cols, bias, acc);          \
         }                                                                                      \
         }                                                                                      \
     }

@@ -153,6 +153,32 @@ def test_gemm_packed_weights(dtype: str, T: int, generic: bool) -> None:
         assert np.array_equal(np.concatenate([p[:1] for p in pairs[:-1]] + [pairs[-2][1:]]), got)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
+def test_gemm_k_blocks_and_row_blocks_keep_rows_independent(dtype: str) -> None:
+    """k longer than one k-block of every dtype and more rows than a row block: each row is
+    bit-identical whatever call, tile or row block it lands in."""
+    from pocket_tts.weights import pack_panels, quantize_rows_int8
+
+    out_f, in_f, T = 40, 1100, 110
+    w, x = f32(out_f, in_f), f32(T, in_f)
+    scale = None
+    if dtype == "float32":
+        stored, exact = w, w.astype(np.float64)
+    elif dtype == "float16":
+        stored = w.astype(np.float16).view(np.uint16)
+        exact = stored.view(np.float16).astype(np.float64)
+    else:
+        stored, scale = quantize_rows_int8(w)
+        exact = stored.astype(np.float64) * scale[:, None]
+        scale = np.concatenate([scale, np.zeros(48 - out_f, np.float32)])
+    packed = pack_panels(stored)
+    got = K.gemm(x, packed, dtype, out_f, scale)
+    assert rel_err(got, x.astype(np.float64) @ exact.T) < 1e-5
+    for n in (2, 7):
+        parts = [K.gemm(x[t : t + n], packed, dtype, out_f, scale) for t in range(0, T, n)]
+        assert np.array_equal(np.concatenate(parts), got)
+
+
 def test_pack_nt_matches_numpy_panels() -> None:
     from pocket_tts.weights import pack_panels
 
