@@ -204,7 +204,7 @@ def load_weights(
     in the file except the flow-LM transformer and flow-head matrices, packed in ``dtype`` (see
     :data:`STORAGE_DTYPES`), converted one at a time so only the packed copy stays resident.
     With ``cache``, the packed matrices come from (or are saved to) the memory-mapped cache of
-    :mod:`pocket_tts.weight_cache` (cached ones are read-only views of the mapping).
+    :mod:`pocket_tts.weight_cache`.
 
     Raises :class:`pocket_tts.safetensors.SafetensorsError` if the file is malformed, a single
     :class:`CheckpointError` naming every missing, unexpected, wrong-shape and wrong-dtype tensor
