@@ -19,4 +19,5 @@ tools/setup_reference_venv.sh
 # Short benchmark pass against the reference in the same run; fails only on a gross
 # regression (real-time factor under 0.7x the reference's; normally 1.2-2.7x better), never
 # on absolute times: these machines are noisy.
-.venv/bin/python benchmarks/compare.py --quick --min-rtf-ratio 0.7 --json artifacts/bench.json
+.venv/bin/python benchmarks/compare.py --quick --configs english_2026-10 --min-rtf-ratio 0.7 \
+    --json artifacts/bench.json
