@@ -3,19 +3,14 @@
 #include <string.h>
 #include "cpu.h"
 #include "gemm.h"
+#include "pack.h"
 
 size_t pt_packed_size(int out, int in) {
     return (size_t)((out + PT_PANEL - 1) / PT_PANEL) * (size_t)in * PT_PANEL;
 }
 
 void pt_pack_nt(float *dst, const float *w, int out, int in) {
-    int panels = (out + PT_PANEL - 1) / PT_PANEL;
-    for (int p = 0; p < panels; p++)
-        for (int i = 0; i < in; i++)
-            for (int j = 0; j < PT_PANEL; j++) {
-                int o = p * PT_PANEL + j;
-                dst[((size_t)p * in + i) * PT_PANEL + j] = o < out ? w[(size_t)o * in + i] : 0.0f;
-            }
+    pt_pack_weights(dst, NULL, w, out, in, PT_F32);
 }
 
 void pt_pack_nn(float *dst, const float *b, int in, int out) {
@@ -177,6 +172,23 @@ TARGET static inline __attribute__((always_inline)) void tile(float *out, const 
     }
 }
 
+/* tile() for R = 1..6 rows, with R known at run time and dtype at compile time. */
+TARGET static inline __attribute__((always_inline)) void tile_rows(float *s, const float *xr,
+                                                                   int ldx, const void *pp,
+                                                                   int kn, int R,
+                                                                   const int dtype,
+                                                                   const char *pf, int pfs,
+                                                                   int first) {
+    switch (R) {
+    case 1: tile(s, xr, ldx, pp, kn, 1, dtype, pf, pfs, first); break;
+    case 2: tile(s, xr, ldx, pp, kn, 2, dtype, pf, pfs, first); break;
+    case 3: tile(s, xr, ldx, pp, kn, 3, dtype, pf, pfs, first); break;
+    case 4: tile(s, xr, ldx, pp, kn, 4, dtype, pf, pfs, first); break;
+    case 5: tile(s, xr, ldx, pp, kn, 5, dtype, pf, pfs, first); break;
+    default: tile(s, xr, ldx, pp, kn, 6, dtype, pf, pfs, first); break;
+    }
+}
+
 /* Stores of a multi-row tile: the bias add and accumulate as 8-wide vector adds (the same IEEE
  * adds as store_row, so results are unchanged; small-k products were store-bound). */
 TARGET static inline __attribute__((always_inline)) void store_tile(
@@ -253,25 +265,10 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
                     int pfs = t < npf ? PT_PANEL * (ESIZE) / npf : 0;                          \
                     /* One k-block: the tile's sums are stored at once, while still in L1. */  \
                     float *s = one ? buf : sums + (r0 - rb) * PT_PANEL;                        \
-                    if (conv) {                                                                \
-                        switch (R) {                                                           \
-                        case 1: tile(s, xr, ldx, wb, kn, 1, PT_F32, pf, pfs, kb == 0); break;  \
-                        case 2: tile(s, xr, ldx, wb, kn, 2, PT_F32, pf, pfs, kb == 0); break;  \
-                        case 3: tile(s, xr, ldx, wb, kn, 3, PT_F32, pf, pfs, kb == 0); break;  \
-                        case 4: tile(s, xr, ldx, wb, kn, 4, PT_F32, pf, pfs, kb == 0); break;  \
-                        case 5: tile(s, xr, ldx, wb, kn, 5, PT_F32, pf, pfs, kb == 0); break;  \
-                        default: tile(s, xr, ldx, wb, kn, 6, PT_F32, pf, pfs, kb == 0); break; \
-                        }                                                                      \
-                    } else {                                                                   \
-                        switch (R) {                                                           \
-                        case 1: tile(s, xr, ldx, pk, kn, 1, DTYPE, pf, pfs, kb == 0); break;   \
-                        case 2: tile(s, xr, ldx, pk, kn, 2, DTYPE, pf, pfs, kb == 0); break;   \
-                        case 3: tile(s, xr, ldx, pk, kn, 3, DTYPE, pf, pfs, kb == 0); break;   \
-                        case 4: tile(s, xr, ldx, pk, kn, 4, DTYPE, pf, pfs, kb == 0); break;   \
-                        case 5: tile(s, xr, ldx, pk, kn, 5, DTYPE, pf, pfs, kb == 0); break;   \
-                        default: tile(s, xr, ldx, pk, kn, 6, DTYPE, pf, pfs, kb == 0); break;  \
-                        }                                                                      \
-                    }                                                                          \
+                    if (conv)                                                                  \
+                        tile_rows(s, xr, ldx, wb, kn, R, PT_F32, pf, pfs, kb == 0);            \
+                    else                                                                       \
+                        tile_rows(s, xr, ldx, pk, kn, R, DTYPE, pf, pfs, kb == 0);             \
                     if (one)                                                                   \
                         store_tile(y + (size_t)r0 * ldy + p * PT_PANEL, ldy, buf, R, w, p, cols,\
                                    bias, acc);                                                 \

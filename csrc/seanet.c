@@ -2,11 +2,7 @@
 #include <string.h>
 #include "cpu.h"
 #include "seanet.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define PT_HAVE_X86 1
-#endif
+#include "vmath.h"
 
 /* ---------------------------------------------------------------------------------------------
  * ELU
@@ -20,29 +16,10 @@ static void elu_generic(float *y, const float *x, size_t n) {
 }
 
 #ifdef PT_HAVE_X86
-/* expm1 on 8 lanes for x <= 0: x = n ln2 + r, |r| <= ln2/2, expm1(x) = 2^n expm1(r) + (2^n - 1),
- * expm1(r) by its Taylor series to r^8 (truncation < 3e-10). NaN propagates. */
+/* ELU on 8 lanes: x above 0, expm1(x) (vmath.h) at or below. */
 __attribute__((target("avx2,fma"))) static inline __m256 elu8(__m256 x) {
-    const __m256 zero = _mm256_setzero_ps();
-    /* max/min return their second operand when one is NaN: keep x second so NaN survives. */
-    __m256 xc = _mm256_min_ps(zero, _mm256_max_ps(_mm256_set1_ps(-20.0f), x));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693145751953125f), xc);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-1.428606820309417232e-6f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 40320.0f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 5040.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r); /* expm1(r) */
-    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    __m256 scale = _mm256_castsi256_ps(bits);
-    __m256 neg = _mm256_fmadd_ps(scale, p, _mm256_sub_ps(scale, _mm256_set1_ps(1.0f)));
-    __m256 pos = _mm256_cmp_ps(x, zero, _CMP_GT_OQ);
-    return _mm256_blendv_ps(neg, x, pos);
+    __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ);
+    return _mm256_blendv_ps(pt_expm1_neg8(x), x, pos);
 }
 
 __attribute__((target("avx2,fma"))) static void elu_avx2(float *y, const float *x, size_t n) {
