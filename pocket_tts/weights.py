@@ -238,16 +238,15 @@ def load_weights(
         staging = np.empty(0 if cached else max(sizes, default=0), np.float32)
         for key, shape in expected.items():
             file_dtype = found[key].dtype
-            if is_low_precision_key(key) and cached is not None:
-                if key + ".scale" in cached:
-                    weights[key + ".scale"] = cached[key + ".scale"]
-                weights[key] = cached[key]
-                continue
             if is_low_precision_key(key):
-                f32 = staging[: int(np.prod(shape))].reshape(shape)
-                _read(f, key, file_dtype, f32)
-                head = key.startswith("flow_lm.flow_net.")
-                _store(weights, key, f32, head_storage(dtype) if head else dtype)
+                if cached is not None:
+                    if key + ".scale" in cached:
+                        weights[key + ".scale"] = cached[key + ".scale"]
+                    weights[key] = cached[key]
+                else:
+                    f32 = staging[: int(np.prod(shape))].reshape(shape)
+                    _read(f, key, file_dtype, f32)
+                    _store(weights, key, f32, _storage_of(key, dtype))
                 continue
             dst = aligned_empty(shape, np.float32)
             _read(f, key, file_dtype, dst)
@@ -255,6 +254,11 @@ def load_weights(
     if cache_path is not None and cached is None:
         weight_cache.save_packed(cache_path, {k: weights[k] for k in packed_layout})
     return weights
+
+
+def _storage_of(key: str, dtype: str) -> str:
+    """Storage of packed matrix ``key`` in a model loaded as ``dtype``."""
+    return head_storage(dtype) if key.startswith("flow_lm.flow_net.") else dtype
 
 
 def _packed_layout(
@@ -265,7 +269,7 @@ def _packed_layout(
     for key, shape in expected.items():
         if not is_low_precision_key(key):
             continue
-        storage = head_storage(dtype) if key.startswith("flow_lm.flow_net.") else dtype
+        storage = _storage_of(key, dtype)
         panels = -(-shape[0] // PANEL)
         out[key] = (np.dtype(_STORAGE_NP[storage]).name, (panels, shape[1], PANEL))
         if storage == "int8":

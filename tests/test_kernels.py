@@ -112,31 +112,39 @@ def test_attention_overflow_is_an_error() -> None:
         K.attention(f32(2, 1, 8), f32(2, 1, 8), f32(2, 1, 8), ck, ck.copy(), 2, 0)
 
 
+def stored_weights(w: np.ndarray, dtype: str):
+    """(stored matrix in ``dtype``, its exact float64 value, int8 scales zero-padded to whole
+    panels or None)."""
+    from pocket_tts.safetensors import float32_to_bfloat16_bits
+    from pocket_tts.weights import quantize_rows_int8
+
+    if dtype == "float32":
+        return w, w.astype(np.float64), None
+    if dtype == "float16":
+        stored = w.astype(np.float16).view(np.uint16)
+        return stored, stored.view(np.float16).astype(np.float64), None
+    if dtype == "bfloat16":
+        stored = float32_to_bfloat16_bits(w)
+        return stored, (stored.astype(np.uint32) << 16).view(np.float32).astype(np.float64), None
+    stored, scale = quantize_rows_int8(w)
+    padded = np.zeros(-(-w.shape[0] // 16) * 16, np.float32)
+    padded[: len(scale)] = scale
+    return stored, stored.astype(np.float64) * scale[:, None], padded
+
+
 @pytest.mark.parametrize("generic", [False, True])
 @pytest.mark.parametrize("T", [1, 3, 6, 13, 40])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "int8"])
 def test_gemm_packed_weights(dtype: str, T: int, generic: bool) -> None:
     """y = x W^T with W packed in panels of any storage dtype, against float64 on the *stored*
     (rounded) weights: only the fp32 accumulation error remains."""
-    from pocket_tts.safetensors import float32_to_bfloat16_bits
-    from pocket_tts.weights import pack_panels, quantize_rows_int8
+    from pocket_tts.weights import pack_panels
 
     out_f, in_f = 70, 137  # not multiples of 16: padded panel, odd k
     w, x = f32(out_f, in_f), f32(T, in_f)
-    scale = None
-    if dtype == "float32":
-        stored, exact = w, w.astype(np.float64)
-    elif dtype == "float16":
-        stored = w.astype(np.float16).view(np.uint16)
-        exact = stored.view(np.float16).astype(np.float64)
-    elif dtype == "bfloat16":
-        stored = float32_to_bfloat16_bits(w)
-        exact = (stored.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-    else:
-        stored, scale = quantize_rows_int8(w)
-        exact = stored.astype(np.float64) * scale[:, None]
+    stored, exact, scale = stored_weights(w, dtype)
+    if dtype == "int8":
         assert np.abs(exact - w).max() <= np.abs(w).max(axis=1).max() / 127 / 2 + 1e-6
-        scale = np.concatenate([scale, np.zeros(80 - out_f, np.float32)])
     K.force_generic(generic)
     try:
         got = K.gemm(x, pack_panels(stored), dtype, out_f, scale)
@@ -157,20 +165,11 @@ def test_gemm_packed_weights(dtype: str, T: int, generic: bool) -> None:
 def test_gemm_k_blocks_and_row_blocks_keep_rows_independent(dtype: str) -> None:
     """k longer than one k-block of every dtype and more rows than a row block: each row is
     bit-identical whatever call, tile or row block it lands in."""
-    from pocket_tts.weights import pack_panels, quantize_rows_int8
+    from pocket_tts.weights import pack_panels
 
     out_f, in_f, T = 40, 1100, 110
     w, x = f32(out_f, in_f), f32(T, in_f)
-    scale = None
-    if dtype == "float32":
-        stored, exact = w, w.astype(np.float64)
-    elif dtype == "float16":
-        stored = w.astype(np.float16).view(np.uint16)
-        exact = stored.view(np.float16).astype(np.float64)
-    else:
-        stored, scale = quantize_rows_int8(w)
-        exact = stored.astype(np.float64) * scale[:, None]
-        scale = np.concatenate([scale, np.zeros(48 - out_f, np.float32)])
+    stored, exact, scale = stored_weights(w, dtype)
     packed = pack_panels(stored)
     got = K.gemm(x, packed, dtype, out_f, scale)
     assert rel_err(got, x.astype(np.float64) @ exact.T) < 1e-5
@@ -228,8 +227,7 @@ def test_half_conversions_match_numpy() -> None:
 def test_pack_weights_matches_numpy_twin(dtype: str, shape: tuple[int, int]) -> None:
     """C packing at load == numpy conversion + pack_panels, bit for bit."""
     from pocket_tts._native import _pack
-    from pocket_tts.safetensors import float32_to_bfloat16_bits
-    from pocket_tts.weights import pack_panels, quantize_rows_int8
+    from pocket_tts.weights import pack_panels
 
     w = f32(*shape)
     w[0, 0] = 0.0
@@ -240,16 +238,9 @@ def test_pack_weights_matches_numpy_twin(dtype: str, shape: tuple[int, int]) -> 
     dst = np.full((panels, shape[1], 16), 7, np_dtype)
     scale = np.full(panels * 16, 7, np.float32) if dtype == "int8" else None
     _pack.pack_weights(w, dst, scale, dtype)
-    if dtype == "float32":
-        stored = w
-    elif dtype == "float16":
-        stored = w.astype(np.float16).view(np.uint16)
-    elif dtype == "bfloat16":
-        stored = float32_to_bfloat16_bits(w)
-    else:
-        stored, want_scale = quantize_rows_int8(w)
-        assert np.array_equal(scale[: shape[0]], want_scale)
-        assert not scale[shape[0] :].any()
+    stored, _, want_scale = stored_weights(w, dtype)
+    if dtype == "int8":  # the real scales, then zeros over the padded columns
+        assert np.array_equal(scale, want_scale)
     assert np.array_equal(dst, pack_panels(stored))
     with pytest.raises(ValueError, match="dst must be"):
         _pack.pack_weights(w, dst[:, :-1], scale, dtype)
