@@ -216,6 +216,9 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
 /* k per block of widened int8 weights (16 KiB of fp32). */
 #define PT_KC_WIDE 256
 
+/* Rows of row tile t in a row block (see tbase / textra below). */
+#define TILE_ROWS(t) (tbase + ((t) < textra))
+
 #define PT_DEFINE_GEMM(NAME, DTYPE, ESIZE)                                                     \
     TARGET static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w,     \
                             int M, const float *bias, int acc, int p_begin, int p_end) {       \
@@ -236,6 +239,9 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
         for (int rb = 0; rb < M; rb += PT_ROW_BLOCK) {                                         \
         int rb_end = M - rb < PT_ROW_BLOCK ? M : rb + PT_ROW_BLOCK;                            \
         int ntile = (rb_end - rb + 5) / 6, npf = ntile < 4 ? (ntile < 2 ? 1 : 2) : 4;          \
+        /* Rows spread evenly over the tiles (13 = 5+4+4, not 6+6+1): a thin tile is bound by  \
+         * FMA latency, not throughput, and cost nearly as much as a full one. */              \
+        int tbase = (rb_end - rb) / ntile, textra = (rb_end - rb) % ntile;                     \
         /* int8 weights shared by 3+ row tiles are widened to fp32 once per k-block: widening  \
          * per tile cost about as much as the FMAs (fp16's F16C widening measured no gain). */ \
         int conv = DTYPE == PT_I8 && ntile > 2, kc = conv ? PT_KC_WIDE : kc0;                  \
@@ -258,8 +264,8 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
                  * the last block this is the next panel) while computing on this one: DRAM    \
                  * streaming overlaps the FMAs instead of stalling the first tile. */          \
                 const char *nxt = p + 1 < p_end || kb + kn < k ? pk + bbytes : pk;             \
-                for (int r0 = rb; r0 < rb_end; r0 += 6) {                                      \
-                    int R = rb_end - r0 < 6 ? rb_end - r0 : 6, t = (r0 - rb) / 6;              \
+                for (int t = 0, r0 = rb; t < ntile; r0 += TILE_ROWS(t), t++) {                 \
+                    int R = TILE_ROWS(t);                                                      \
                     const float *xr = x + (size_t)r0 * ldx + kb;                               \
                     const char *pf = t < npf ? nxt + (size_t)t * bbytes / npf : pk;            \
                     int pfs = t < npf ? PT_PANEL * (ESIZE) / npf : 0;                          \
@@ -274,9 +280,9 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
                                    bias, acc);                                                 \
                 }                                                                              \
             }                                                                                  \
-            for (int r0 = rb; r0 < rb_end && !one; r0 += 6)                                    \
+            for (int t = 0, r0 = rb; t < ntile && !one; r0 += TILE_ROWS(t), t++)               \
                 store_tile(y + (size_t)r0 * ldy + p * PT_PANEL, ldy, sums + (r0 - rb) * PT_PANEL,\
-                           rb_end - r0 < 6 ? rb_end - r0 : 6, w, p, cols, bias, acc);          \
+                           TILE_ROWS(t), w, p, cols, bias, acc);                               \
         }                                                                                      \
         }                                                                                      \
     }
