@@ -145,7 +145,8 @@ def snr_db(ref: np.ndarray, test: np.ndarray) -> float:
 
 def quality(yaml_path: Path, weights: Path, dtypes: list[str], frames: int = 40) -> dict:
     """Teacher-forced: every dtype sees the same input latents and noise as float32; per-frame
-    latents and the decoded audio are compared to float32's by SNR."""
+    latents and the decoded audio are compared to float32's by SNR, and so is the codec alone
+    (float32's latents decoded by each dtype's Mimi)."""
     from pocket_tts.config import load_config
     from pocket_tts.flow_lm import FlowLM
     from pocket_tts.mimi import Mimi
@@ -169,12 +170,19 @@ def quality(yaml_path: Path, weights: Path, dtypes: list[str], frames: int = 40)
             lm.step(st, x, noise[f], lat[f], cond)
             x = teacher[f]
         z = lat * w["flow_lm.emb_std"] + w["flow_lm.emb_mean"]
+        if dtype == "float32":
+            z_ref = z.astype(np.float32)
         audio = mimi.decode(mimi.new_decoder_state(), z.astype(np.float32))
-        outs[dtype] = (lat, audio)
-    ref_lat, ref_audio = outs["float32"]
+        codec = mimi.decode(mimi.new_decoder_state(), z_ref)
+        outs[dtype] = (lat, audio, codec)
+    ref_lat, ref_audio, _ = outs["float32"]
     return {
-        d: {"latent_snr_db": snr_db(ref_lat, lat), "audio_snr_db": snr_db(ref_audio, audio)}
-        for d, (lat, audio) in outs.items()
+        d: {
+            "latent_snr_db": snr_db(ref_lat, lat),
+            "audio_snr_db": snr_db(ref_audio, audio),
+            "codec_snr_db": snr_db(ref_audio, codec),
+        }
+        for d, (lat, audio, codec) in outs.items()
         if d != "float32"
     }
 
@@ -248,7 +256,7 @@ def main() -> int:
         for d, v in q.items():
             print(
                 f"quality {d} vs float32 (teacher-forced): latent SNR {v['latent_snr_db']:.1f} dB, "
-                f"audio SNR {v['audio_snr_db']:.1f} dB"
+                f"audio SNR {v['audio_snr_db']:.1f} dB (codec alone {v['codec_snr_db']:.1f} dB)"
             )
         if args.min_rtf_ratio is not None:
             for d in args.dtypes:

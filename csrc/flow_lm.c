@@ -3,6 +3,7 @@
 #include "flow_lm.h"
 #include "elementwise.h"
 #include "gemm.h"
+#include "pack.h"
 
 size_t pt_flow_lm_scratch_size(const PtFlowLM *m, int T, int max_keys) {
     size_t d = (size_t)m->shape.d_model;
@@ -21,7 +22,13 @@ int pt_flow_lm_embed_tokens(const PtFlowLM *m, const long long *tokens, int T, i
     float *rows = m->embed_proj.data ? scratch : out;
     for (int t = 0; t < T; t++) {
         if (tokens[t] < 0 || tokens[t] > n_bins) return -1;
-        memcpy(rows + (size_t)t * r, m->embed + (size_t)tokens[t] * r, r * sizeof(float));
+        if (m->embed_f16) {
+            const uint16_t *h = (const uint16_t *)m->embed + (size_t)tokens[t] * r;
+            for (int i = 0; i < r; i++) rows[(size_t)t * r + i] = pt_f16_to_f32(h[i]);
+        } else {
+            memcpy(rows + (size_t)t * r, (const float *)m->embed + (size_t)tokens[t] * r,
+                   r * sizeof(float));
+        }
     }
     if (m->embed_proj.data) pt_gemm(out, m->shape.d_model, rows, r, &m->embed_proj, T, NULL, 0);
     return 0;

@@ -23,7 +23,8 @@ typedef struct {
     int cond_dim;                    /* z_dim or d */
     const float *eos_w;              /* [cond_dim] */
     float eos_b;
-    const float *embed;              /* [n_bins + 1, rank or d] */
+    const void *embed;               /* [n_bins + 1, rank or d], float32 or float16 bits */
+    int embed_f16;                   /* 1: embed holds float16 bits */
     int embed_dim;                   /* rank or d */
     PtMatrix embed_proj;             /* [d, rank], float32 panels; data NULL if absent */
     PtFlowHead head;

@@ -83,7 +83,8 @@ cdef extern from "flow_lm.h" nogil:
         int cond_dim
         const float *eos_w
         float eos_b
-        const float *embed
+        const void *embed
+        int embed_f16
         int embed_dim
         PtMatrix embed_proj
         PtFlowHead head

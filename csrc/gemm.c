@@ -23,28 +23,9 @@ void pt_pack_nn(float *dst, const float *b, int in, int out) {
             }
 }
 
-static inline float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal: renormalise */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) { man <<= 1; exp--; }
-            bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    union { uint32_t u; float f; } v = {bits};
-    return v.f;
-}
-
 static inline float weight_at(const PtMatrix *w, size_t idx) {
     switch (w->dtype) {
-    case PT_F16: return f16_to_f32(((const uint16_t *)w->data)[idx]);
+    case PT_F16: return pt_f16_to_f32(((const uint16_t *)w->data)[idx]);
     case PT_BF16: {
         union { uint32_t u; float f; } v = {(uint32_t)((const uint16_t *)w->data)[idx] << 16};
         return v.f;

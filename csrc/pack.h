@@ -16,5 +16,7 @@ void pt_pack_weights(void *dst, float *scale, const float *w, int out, int in, i
 /* One float32 -> IEEE half / bfloat16 bit pattern, round to nearest even. */
 uint16_t pt_f32_to_f16(float x);
 uint16_t pt_f32_to_bf16(float x);
+/* IEEE half bit pattern -> float32 (exact; subnormals, inf and NaN payloads kept). */
+float pt_f16_to_f32(uint16_t h);
 
 #endif

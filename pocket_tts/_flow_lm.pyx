@@ -222,7 +222,15 @@ cdef class FlowLMKernel:
         self.cond_dim = self.m.cond_dim
         self.m.eos_w = _ptr(keep, w, p + "out_eos.weight")
         self.m.eos_b = float(np.asarray(w[p + "out_eos.bias"]).reshape(-1)[0])
-        self.m.embed = _ptr(keep, w, p + "conditioner.embed.weight")
+        # The lookup table: float32, or float16 bits in compact models (weights.side_storage).
+        table = w[p + "conditioner.embed.weight"]
+        if table.dtype == np.uint16:
+            keep[p + "conditioner.embed.weight"] = np.ascontiguousarray(table)
+            self.m.embed = cnp.PyArray_DATA(keep[p + "conditioner.embed.weight"])
+            self.m.embed_f16 = 1
+        else:
+            self.m.embed = _ptr(keep, w, p + "conditioner.embed.weight")
+            self.m.embed_f16 = 0
         if rank:
             self.m.embed_dim = rank
             _f32_matrix(&self.m.embed_proj, keep, w, p + "conditioner.proj.weight")

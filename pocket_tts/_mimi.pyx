@@ -11,7 +11,8 @@ Packed weight layouts (made by :mod:`pocket_tts.mimi`): see csrc/conv.h.
 
 import numpy as np
 cimport numpy as cnp
-from gemm cimport PtMatrix, PT_F32, pt_packed_size, pt_pack_nt, pt_pack_nn, pt_gemm_set_threads
+from gemm cimport PtMatrix, PT_F32, PT_F16, PT_PANEL, pt_packed_size, pt_pack_nt, pt_pack_nn, pt_gemm_set_threads
+from pack cimport pt_pack_weights
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from libc.stdint cimport int64_t
@@ -57,12 +58,47 @@ cdef const float *_packed(list keep, object w2d, bint nn) except NULL:
     return <const float *>cnp.PyArray_DATA(out)
 
 
-cdef int _set_matrix(PtMatrix *m, list keep, object w2d) except -1:
-    m.data = _packed(keep, w2d, False)
-    m.dtype = PT_F32
-    m.out = w2d.shape[0]
-    m.n_in = w2d.shape[1]
+cdef int _set_matrix(PtMatrix *m, list keep, object w, str storage="float32",
+                     int out=-1, int n_in=-1) except -1:
+    """Bind a weight for y = x w^T: either w[out, in] float32, packed here into panels stored
+    as ``storage`` (float32 or float16), or panels ``[ceil(out/16), in, 16]`` already packed at
+    load time (float32, or float16 bits as uint16) with ``out`` rows. ``out`` / ``n_in``, when
+    given, are checked against the weight."""
+    cdef cnp.ndarray a, packed
     m.scale = NULL
+    if w.ndim not in (2, 3) or (n_in > 0 and w.shape[1] != n_in) or (
+            w.ndim == 2 and out > 0 and w.shape[0] != out):
+        raise ValueError(f"weight of shape {w.shape} is not [{out}, {n_in}]")
+    if w.ndim == 3:
+        if w.shape[2] != PT_PANEL or out <= 0 or w.shape[0] * PT_PANEL < out:
+            raise ValueError(f"packed weight {w.shape} does not hold {out} rows of panels")
+        if w.dtype == np.float32:
+            m.dtype = PT_F32
+        elif w.dtype == np.uint16:
+            m.dtype = PT_F16
+        else:
+            raise ValueError(f"packed codec weights are float32 or float16, not {w.dtype}")
+        packed = np.ascontiguousarray(w)
+        m.out = out
+        m.n_in = w.shape[1]
+        keep.append(packed)
+        m.data = cnp.PyArray_DATA(packed)
+        return 0
+    m.out = w.shape[0]
+    m.n_in = w.shape[1]
+    if storage == "float32":
+        m.data = _packed(keep, w, False)
+        m.dtype = PT_F32
+        return 0
+    if storage != "float16":
+        raise ValueError(f"codec matrices are stored as float32 or float16, not {storage!r}")
+    a = np.ascontiguousarray(w, dtype=np.float32)
+    packed = np.empty(pt_packed_size(m.out, m.n_in), np.uint16)
+    pt_pack_weights(cnp.PyArray_DATA(packed), NULL, <const float *>cnp.PyArray_DATA(a), m.out,
+                    m.n_in, PT_F16)
+    keep.append(packed)
+    m.data = cnp.PyArray_DATA(packed)
+    m.dtype = PT_F16
     return 0
 
 
@@ -130,6 +166,7 @@ cdef int _set_res(PtResBlock *r, tuple pair, list keep, bint consume=False) exce
 
 
 cdef PtLayerWeights *_set_transformer(PtTransformerShape *s, dict t, list keep) except NULL:
+    cdef str storage = t.get("storage", "float32")
     s.d_model = t["d_model"]
     s.num_heads = t["num_heads"]
     s.num_kv_heads = t["num_heads"]
@@ -148,12 +185,16 @@ cdef PtLayerWeights *_set_transformer(PtTransformerShape *s, dict t, list keep) 
         for i, L in enumerate(t["layers"]):
             lw[i].norm1_w = _fptr(keep, L["norm1.weight"], "norm1")
             lw[i].norm1_b = _fptr(keep, L["norm1.bias"], "norm1")
-            _set_matrix(&lw[i].in_proj, keep, L.pop("self_attn.in_proj.weight"))
-            _set_matrix(&lw[i].out_proj, keep, L.pop("self_attn.out_proj.weight"))
+            _set_matrix(&lw[i].in_proj, keep, L.pop("self_attn.in_proj.weight"), storage,
+                        3 * s.d_model, s.d_model)
+            _set_matrix(&lw[i].out_proj, keep, L.pop("self_attn.out_proj.weight"), storage,
+                        s.d_model, s.d_model)
             lw[i].norm2_w = _fptr(keep, L["norm2.weight"], "norm2")
             lw[i].norm2_b = _fptr(keep, L["norm2.bias"], "norm2")
-            _set_matrix(&lw[i].linear1, keep, L.pop("linear1.weight"))
-            _set_matrix(&lw[i].linear2, keep, L.pop("linear2.weight"))
+            _set_matrix(&lw[i].linear1, keep, L.pop("linear1.weight"), storage, s.ffn_dim,
+                        s.d_model)
+            _set_matrix(&lw[i].linear2, keep, L.pop("linear2.weight"), storage, s.d_model,
+                        s.ffn_dim)
             if "layer_scale_1.scale" in L:
                 lw[i].scale1 = _fptr(keep, L["layer_scale_1.scale"], "layer_scale_1")
                 lw[i].scale2 = _fptr(keep, L["layer_scale_2.scale"], "layer_scale_2")

@@ -103,7 +103,7 @@ def _res(w: dict, prefix: str, dilation: int) -> tuple[dict, dict]:
     return (_conv(w, prefix + "block.1.", dilation=dilation), _conv(w, prefix + "block.3."))
 
 
-def _transformer(w: dict, prefix: str, t: MimiTransformerConfig) -> dict:
+def _transformer(w: dict, prefix: str, t: MimiTransformerConfig, storage: str) -> dict:
     if t.d_model != t.input_dimension or any(d != t.d_model for d in t.output_dimensions):
         raise NotImplementedError(
             f"{prefix}: Mimi transformers with input/output projections are not supported "
@@ -123,6 +123,7 @@ def _transformer(w: dict, prefix: str, t: MimiTransformerConfig) -> dict:
         context=t.context,
         max_period=float(t.max_period),
         layers=layers,
+        storage=storage,
     )
 
 
@@ -133,8 +134,9 @@ def _check_seanet(s: SEANetConfig, what: str) -> None:
         raise NotImplementedError(f"{what}: unsupported ratios / residual layer count")
 
 
-def _specs(config: Config, w: dict) -> tuple[dict, dict]:
-    """Decoder and encoder specs (packed weights + shapes) for :class:`_mimi.MimiKernel`."""
+def _specs(config: Config, w: dict, storage: str = "float32") -> tuple[dict, dict]:
+    """Decoder and encoder specs (packed weights + shapes) for :class:`_mimi.MimiKernel`;
+    the transformers' matrices are stored as ``storage`` (float32 or float16)."""
     m = config.mimi
     enc, dec = m.seanet, m.decoder_seanet or m.seanet
     _check_seanet(enc, "mimi.seanet")
@@ -179,7 +181,7 @@ def _specs(config: Config, w: dict) -> tuple[dict, dict]:
         quant_w=np.ascontiguousarray(w["mimi.quantizer.output_proj.weight"][:, :, 0]),
         up_w=pack_depthwise_convtr1d(up_w, stride),
         transformer=_transformer(
-            w, "mimi.decoder_transformer.", m.decoder_transformer or m.transformer
+            w, "mimi.decoder_transformer.", m.decoder_transformer or m.transformer, storage
         ),
         seanet=dict(
             first=_conv(w, dp + "model.0."), stages=stages, last=_conv(w, f"{dp}model.{idx}.")
@@ -207,7 +209,7 @@ def _specs(config: Config, w: dict) -> tuple[dict, dict]:
         seanet=dict(
             first=_conv(w, ep + "model.0."), stages=stages, last=_conv(w, f"{ep}model.{idx}.")
         ),
-        transformer=_transformer(w, "mimi.encoder_transformer.", m.transformer),
+        transformer=_transformer(w, "mimi.encoder_transformer.", m.transformer, storage),
         down=_conv(w, "mimi.downsample.conv.", stride=stride, replicate=True),
     )
     return decoder, encoder
@@ -216,16 +218,20 @@ def _specs(config: Config, w: dict) -> tuple[dict, dict]:
 class Mimi:
     """The Mimi codec of one config, with weights bound to the C kernels (read-only)."""
 
-    def __init__(self, config: Config, weights: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self, config: Config, weights: dict[str, np.ndarray], storage: str = "float32"
+    ) -> None:
         """Bind ``weights`` (TTSModel-layout float32 arrays, e.g. from
-        :func:`pocket_tts.weights.load_weights`) for ``config``'s Mimi."""
+        :func:`pocket_tts.weights.load_weights`) for ``config``'s Mimi; the transformers'
+        matrices are kept as ``storage`` (``"float32"`` or ``"float16"``, see
+        :func:`pocket_tts.weights.side_storage`)."""
         m = config.mimi
         if m.channels != 1:
             raise NotImplementedError(f"only mono Mimi is supported, got {m.channels} channels")
         self.config = config
         self.sample_rate: int = m.sample_rate
         self.frame_rate: float = m.frame_rate
-        dec, enc = _specs(config, weights)
+        dec, enc = _specs(config, weights, storage)
         self.kernel = _mimi.MimiKernel(dec, enc)
         self.frame_size: int = self.kernel.frame_size
         #: Latent width the decoder takes (quantizer.dimension, 32).

@@ -36,7 +36,7 @@ from .text import (
 )
 from .tokenizer import build_tokenizer
 from .voice import VoiceState, export_model_state, import_model_state, voice_state_from_audio
-from .weights import load_weights
+from .weights import side_storage, load_weights
 
 logger = logging.getLogger("pocket_tts")
 
@@ -105,7 +105,7 @@ class TTSModel:
         mimi_weights = _Consuming(
             {k: weights.pop(k) for k in [k for k in weights if k.startswith("mimi.")]}
         )
-        self.mimi = Mimi(config, mimi_weights)
+        self.mimi = Mimi(config, mimi_weights, side_storage(dtype))
         self._noise = _flow_lm.NoiseSource(
             seed if seed is not None else int.from_bytes(np.random.bytes(8), "little")
         )
@@ -409,10 +409,12 @@ class TTSModel:
         prefix = 0 if voice is None else voice.offset
         # Everything this chunk needs, allocated once: KV caches, latents, decoder state, audio.
         capacity = prefix + len(tokens) + max_gen_len
+        # Scratch for the text prefill only (sized for 512 rows it would be ~20 MB).
+        max_prefill = max(len(tokens), 1)
         if voice is not None:
-            state = voice.to_flow_state(lm, capacity)
+            state = voice.to_flow_state(lm, capacity, max_prefill)
         else:
-            state = lm.new_state(capacity, max_prefill=max(len(tokens), 1))
+            state = lm.new_state(capacity, max_prefill=max_prefill)
         latents = np.empty((max_gen_len, lm.ldim), np.float32)
         mimi_in = np.empty((max_gen_len, lm.ldim), np.float32)
         audio = np.empty(max_gen_len * self.mimi.frame_size, np.float32)

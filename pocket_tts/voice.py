@@ -86,12 +86,15 @@ class VoiceState:
                 f"voice state offset {self.offset} outside its cache length {self.kv.shape[2]}"
             )
 
-    def to_flow_state(self, flow_lm: FlowLM, capacity: int) -> FlowLMState:
-        """A new flow-LM stream state of ``capacity`` positions starting from this prefix."""
+    def to_flow_state(
+        self, flow_lm: FlowLM, capacity: int, max_prefill: int = 512
+    ) -> FlowLMState:
+        """A new flow-LM stream state of ``capacity`` positions starting from this prefix, with
+        scratch for prefills of up to ``max_prefill`` rows (its size scales with that)."""
         self.validate(flow_lm)
         if capacity < self.offset:
             raise ValueError(f"capacity {capacity} < voice prefix {self.offset}")
-        state = flow_lm.new_state(capacity)
+        state = flow_lm.new_state(capacity, max_prefill=max_prefill)
         state.kv[:, :, : self.offset] = self.kv[:, :, : self.offset]
         state.set_offset(self.offset)
         return state

@@ -42,7 +42,9 @@ ACCEPTED_FILE_DTYPES = ("F32", "F16", "BF16")
 #: ``[ceil(out/16), in, 16]`` for the kernels (csrc/gemm.h); every other tensor stays float32.
 #: ``float16``/``bfloat16`` hold the raw 16-bit patterns as uint16; ``int8`` holds symmetric
 #: per-row int8 plus a ``<key>.scale`` float32 ``[ceil(out/16) * 16]`` entry (zero-padded); an
-#: int8 model's flow head is stored in float16 (:func:`head_storage`).
+#: int8 model's flow head is stored in float16 (:func:`head_storage`). The Mimi transformers'
+#: matrices are packed too, and with the text-embedding table they are kept in float32 or
+#: float16 (:func:`side_storage`).
 STORAGE_DTYPES = ("float32", "float16", "bfloat16", "int8")
 _STORAGE_NP = {"float32": np.float32, "float16": np.uint16, "bfloat16": np.uint16, "int8": np.int8}
 _LOWP_SUFFIXES = (
@@ -73,11 +75,41 @@ def is_low_precision_key(key: str) -> bool:
     return key.startswith("flow_lm.transformer.layers.") and key.endswith(_LOWP_SUFFIXES)
 
 
+def is_codec_matrix_key(key: str) -> bool:
+    """True for the Mimi transformers' Linear weights (kept packed, in
+    :func:`side_storage`)."""
+    return (
+        key.startswith(("mimi.decoder_transformer.", "mimi.encoder_transformer."))
+        and ".transformer.layers." in key
+        and key.endswith(_LOWP_SUFFIXES)
+    )
+
+
+def is_packed_key(key: str) -> bool:
+    """True for every matrix :func:`load_weights` returns packed in panels: the flow LM's
+    (:func:`is_low_precision_key`) and the Mimi transformers' (:func:`is_codec_matrix_key`)."""
+    return is_low_precision_key(key) or is_codec_matrix_key(key)
+
+
 def head_storage(dtype: str) -> str:
     """Storage of the flow head's matrices for a model stored in ``dtype``: the same, except
     that int8 models keep an fp16 head (it writes the latent directly; measured: int8 there
     costs ~3 dB of latent SNR for ~10 % fewer bytes per frame)."""
     return "float16" if dtype == "int8" else dtype
+
+
+def side_storage(dtype: str) -> str:
+    """Storage of the large weights outside the flow LM's per-frame stream, for a model loaded
+    in ``dtype``: the Mimi transformers' matrices (a quarter of the codec, streamed by every
+    decoded frame) and the text-embedding table. float32 for float32 models, float16 for every
+    compact dtype: the most precise 16-bit format, and these weights have no values beyond its
+    range. The codec's convolutions stay float32: they are compute-bound and on the decoder's
+    critical path."""
+    return "float32" if dtype == "float32" else "float16"
+
+
+#: The text-embedding lookup table: kept unpacked ``[n_bins + 1, dim]``, in :func:`side_storage`.
+EMBEDDING_TABLE_KEY = "flow_lm.conditioner.embed.weight"
 
 
 def quantize_rows_int8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,8 +234,9 @@ def load_weights(
     Returns ``{key: array}`` in the reference's state-dict order. Every array is C-contiguous,
     64-byte aligned, writable and owned (independent of the file); all are float32 ``[...]`` as
     in the file except the flow-LM transformer and flow-head matrices, packed in ``dtype`` (see
-    :data:`STORAGE_DTYPES`), converted one at a time so only the packed copy stays resident.
-    With ``cache``, the packed matrices come from (or are saved to) the memory-mapped cache of
+    :data:`STORAGE_DTYPES`), and the Mimi transformers' matrices, packed in
+    :func:`side_storage`; each is converted on its own, so only the packed copy stays
+    resident. With ``cache``, the packed matrices come from (or are saved to) the cache of
     :mod:`pocket_tts.weight_cache`.
 
     Raises :class:`pocket_tts.safetensors.SafetensorsError` if the file is malformed, a single
@@ -234,11 +267,11 @@ def load_weights(
         cache_path = weight_cache.cache_file(path, dtype, expected) if cache else None
         cached = weight_cache.load_packed(cache_path, packed_layout) if cache_path else None
         # One float32 staging buffer, reused for every matrix that gets packed.
-        sizes = [int(np.prod(s)) for k, s in expected.items() if is_low_precision_key(k)]
+        sizes = [int(np.prod(s)) for k, s in expected.items() if k in packed_layout]
         staging = np.empty(0 if cached else max(sizes, default=0), np.float32)
         for key, shape in expected.items():
             file_dtype = found[key].dtype
-            if is_low_precision_key(key):
+            if key in packed_layout:
                 if cached is not None:
                     if key + ".scale" in cached:
                         weights[key + ".scale"] = cached[key + ".scale"]
@@ -246,7 +279,10 @@ def load_weights(
                 else:
                     f32 = staging[: int(np.prod(shape))].reshape(shape)
                     _read(f, key, file_dtype, f32)
-                    _store(weights, key, f32, _storage_of(key, dtype))
+                    if is_packed_key(key):
+                        _store(weights, key, f32, _storage_of(key, dtype))
+                    else:  # the embedding table, as float16 bits
+                        weights[key] = _half_table(f32)
                 continue
             dst = aligned_empty(shape, np.float32)
             _read(f, key, file_dtype, dst)
@@ -258,16 +294,30 @@ def load_weights(
 
 def _storage_of(key: str, dtype: str) -> str:
     """Storage of packed matrix ``key`` in a model loaded as ``dtype``."""
+    if is_codec_matrix_key(key):
+        return side_storage(dtype)
     return head_storage(dtype) if key.startswith("flow_lm.flow_net.") else dtype
+
+
+def _half_table(f32: np.ndarray) -> np.ndarray:
+    """float32 ``[rows, dim]`` -> aligned float16 bits (uint16), rounded as the packer does."""
+    from ._native import _pack
+
+    dst = aligned_empty(f32.shape, np.uint16)
+    dst.reshape(-1)[:] = _pack.to_half_bits(f32.reshape(-1), "float16")
+    return dst
 
 
 def _packed_layout(
     expected: dict[str, tuple[int, ...]], dtype: str
 ) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """{name: (numpy dtype name, shape)} of the packed entries :func:`load_weights` returns."""
+    """{name: (numpy dtype name, shape)} of the entries :func:`load_weights` converts at read
+    time (and caches): the packed matrices, and the embedding table in a compact model."""
     out = {}
+    if side_storage(dtype) == "float16" and EMBEDDING_TABLE_KEY in expected:
+        out[EMBEDDING_TABLE_KEY] = ("uint16", expected[EMBEDDING_TABLE_KEY])
     for key, shape in expected.items():
-        if not is_low_precision_key(key):
+        if not is_packed_key(key):
             continue
         storage = _storage_of(key, dtype)
         panels = -(-shape[0] // PANEL)

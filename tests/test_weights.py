@@ -31,9 +31,11 @@ from pocket_tts.testing import (
     timestep_freqs,
 )
 from pocket_tts.weights import (
+    STORAGE_DTYPES,
     CheckpointError,
     aligned_empty,
     is_low_precision_key,
+    is_packed_key,
     load_weights,
     unpack_panels,
 )
@@ -49,9 +51,10 @@ def small():
 
 
 def _file_layout(loaded, key, shape):
-    """A loaded tensor in the file's layout (the LM transformer matrices are stored packed)."""
+    """A loaded tensor in the file's layout (the LM's and Mimi transformers' matrices are stored
+    packed)."""
     arr = loaded[key]
-    return unpack_panels(arr, shape[0]) if is_low_precision_key(key) else arr
+    return unpack_panels(arr, shape[0]) if is_packed_key(key) else arr
 
 
 def _check_arrays(weights, cfg):
@@ -230,6 +233,35 @@ def test_flow_head_storage(tmp_path, small):
         assert low["flow_lm.flow_net.res_blocks.0.mlp.0.bias"].dtype == np.float32
         back = stored if dtype == "float32" else stored.view(np.float16).astype(np.float32)
         np.testing.assert_allclose(back, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
+
+
+def test_side_storage(tmp_path, small):
+    """Compact models keep the Mimi transformers' matrices (packed) and the text-embedding
+    table in float16, rounded to nearest even exactly as numpy; float32 models keep float32."""
+    from pocket_tts.weights import EMBEDDING_TABLE_KEY, is_codec_matrix_key, side_storage
+
+    cfg, weights = small
+    path = tmp_path / "w.safetensors"
+    write_safetensors(path, weights)
+    codec = [k for k in weights if is_codec_matrix_key(k)]
+    assert codec and all(k.startswith("mimi.") and is_packed_key(k) for k in codec)
+    assert not any(is_low_precision_key(k) for k in codec)
+    assert not is_codec_matrix_key("mimi.decoder_transformer.transformer.layers.0.norm1.weight")
+    assert [side_storage(d) for d in STORAGE_DTYPES] == ["float32"] + ["float16"] * 3
+    for dtype in STORAGE_DTYPES:
+        low = load_weights(cfg, path, dtype=dtype)
+        table = low[EMBEDDING_TABLE_KEY]
+        if dtype == "float32":
+            assert np.array_equal(table, weights[EMBEDDING_TABLE_KEY])
+        else:
+            want = weights[EMBEDDING_TABLE_KEY].astype(np.float16).view(np.uint16)
+            assert table.dtype == np.uint16 and np.array_equal(table, want)
+        for key in codec:
+            ref = weights[key]
+            stored = unpack_panels(low[key], ref.shape[0])
+            want = ref if dtype == "float32" else ref.astype(np.float16).view(np.uint16)
+            assert np.array_equal(stored, want), (dtype, key)
+        assert low["mimi.decoder.model.0.conv.weight"].dtype == np.float32
 
 
 @pytest.mark.parametrize("storage", ["F32", "BF16"])
