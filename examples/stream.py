@@ -40,16 +40,19 @@ def main() -> int:
         with sounddevice.OutputStream(samplerate=model.sample_rate, channels=1) as player:
             for i, chunk in enumerate(model.generate_audio_stream(voice, args.text)):
                 if i == 0:
-                    print(f"first audio after {(time.perf_counter() - t0) * 1e3:.0f} ms",
-                          file=sys.stderr)
+                    print(
+                        f"first audio after {(time.perf_counter() - t0) * 1e3:.0f} ms",
+                        file=sys.stderr,
+                    )
                 player.write(chunk.reshape(-1, 1))
         return 0
     dest = sys.stdout.buffer if args.out == "-" else args.out
     with StreamingWAVWriter(dest, model.sample_rate) as writer:
         for i, chunk in enumerate(model.generate_audio_stream(voice, args.text)):
             if i == 0:
-                print(f"first audio after {(time.perf_counter() - t0) * 1e3:.0f} ms",
-                      file=sys.stderr)
+                print(
+                    f"first audio after {(time.perf_counter() - t0) * 1e3:.0f} ms", file=sys.stderr
+                )
             writer.write(chunk)
     return 0
 

@@ -672,4 +672,3 @@ def stream_audio_chunks(
     with StreamingWAVWriter(dest, sample_rate) as writer:
         for chunk in audio_chunks:
             writer.write(chunk)
-

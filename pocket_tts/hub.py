@@ -196,8 +196,11 @@ def parse_hf_path(path: str) -> HfLocation:
         filename, revision = filename.rsplit("@", 1)
         if not revision:
             raise ValueError(f"malformed hf:// location {path!r}: empty revision after '@'")
-    if not filename or filename.endswith("/") or any(p in ("", ".", "..") for p in
-                                                      filename.split("/")):
+    if (
+        not filename
+        or filename.endswith("/")
+        or any(p in ("", ".", "..") for p in filename.split("/"))
+    ):
         raise ValueError(f"malformed hf:// location {path!r}: bad file path {filename!r}")
     return HfLocation(f"{owner}/{repo}", filename, revision, repo_type)
 

@@ -36,7 +36,7 @@ from .text import (
 )
 from .tokenizer import build_tokenizer
 from .voice import VoiceState, export_model_state, import_model_state, voice_state_from_audio
-from .weights import side_storage, load_weights
+from .weights import load_weights, side_storage
 
 logger = logging.getLogger("pocket_tts")
 

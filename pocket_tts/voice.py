@@ -86,9 +86,7 @@ class VoiceState:
                 f"voice state offset {self.offset} outside its cache length {self.kv.shape[2]}"
             )
 
-    def to_flow_state(
-        self, flow_lm: FlowLM, capacity: int, max_prefill: int = 512
-    ) -> FlowLMState:
+    def to_flow_state(self, flow_lm: FlowLM, capacity: int, max_prefill: int = 512) -> FlowLMState:
         """A new flow-LM stream state of ``capacity`` positions starting from this prefix, with
         scratch for prefills of up to ``max_prefill`` rows (its size scales with that)."""
         self.validate(flow_lm)

@@ -112,6 +112,7 @@ def save_packed(path: Path, arrays: dict[str, np.ndarray]) -> None:
         for name, a in arrays.items():
             entries[name] = [a.dtype.name, list(a.shape), offset]
             offset += -(-a.nbytes // _ALIGN) * _ALIGN
+
         # Offsets are relative to the data start until the header size is known.
         def header_bytes(base: int) -> bytes:
             t = {k: [d, s, base + o] for k, (d, s, o) in entries.items()}

@@ -22,6 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 _CACHE = tempfile.mkdtemp(prefix="pocket-tts-test-cache-")
 os.environ["POCKET_TTS_CACHE_DIR"] = _CACHE
 atexit.register(shutil.rmtree, _CACHE, True)
+
+
 def _shared_data() -> Path:
     if "POCKET_TTS_SHARED_DATA" in os.environ:
         return Path(os.environ["POCKET_TTS_SHARED_DATA"])

@@ -76,15 +76,20 @@ def audio_files(tmp_path_factory) -> dict[str, Path]:
     files["synth44k"] = d / "synth44k.wav"
     _write_pcm16_stdlib(d / "stereo48k.wav", _speechlike(48000, 2.5, channels=2, seed=1), 48000)
     files["stereo48k"] = d / "stereo48k.wav"
-    sf.write(d / "float32.wav", _speechlike(22050, 2.0, seed=2).astype(np.float32), 22050,
-             subtype="FLOAT")
+    sf.write(
+        d / "float32.wav",
+        _speechlike(22050, 2.0, seed=2).astype(np.float32),
+        22050,
+        subtype="FLOAT",
+    )
     files["float32"] = d / "float32.wav"
     sf.write(d / "stereo.flac", _speechlike(32000, 2.0, channels=2, seed=3), 32000)
     files["flac"] = d / "stereo.flac"
     sf.write(d / "pcm24.wav", _speechlike(16000, 1.5, seed=4), 16000, subtype="PCM_24")
     files["pcm24"] = d / "pcm24.wav"
-    sf.write(d / "six_ch.wav", _speechlike(24000, 1.0, channels=6, seed=5), 24000,
-             format="WAVEX")  # WAVE_FORMAT_EXTENSIBLE
+    sf.write(
+        d / "six_ch.wav", _speechlike(24000, 1.0, channels=6, seed=5), 24000, format="WAVEX"
+    )  # WAVE_FORMAT_EXTENSIBLE
     files["six_ch"] = d / "six_ch.wav"
     sf.write(d / "mono.mp3", _speechlike(24000, 2.0, seed=6), 24000, format="MP3")
     files["mp3"] = d / "mono.mp3"
@@ -115,8 +120,10 @@ def _soundfile_shim(root: Path) -> Path:
 
 EOP_CASES = {
     # id: (array builder, sample rate)
-    "eop_trailing_silence": (lambda: np.concatenate([_speechlike(24000, 1.5), np.zeros(9000)]),
-                             24000),
+    "eop_trailing_silence": (
+        lambda: np.concatenate([_speechlike(24000, 1.5), np.zeros(9000)]),
+        24000,
+    ),
     "eop_sr16k": (lambda: _speechlike(16000, 2.0, seed=11), 16000),
     "eop_sr44k": (lambda: _speechlike(44100, 1.0, seed=12), 44100),
     "eop_all_zero": (lambda: np.zeros(5000), 24000),
@@ -130,8 +137,28 @@ EOP_CASES = {
 }
 
 PCM_EDGE = np.array(
-    [0.0, -0.0, 1.0, -1.0, 1.5, -1.5, 0.99999, -0.99999, 0.5, -0.5, 1 / 32767, -1 / 32767,
-     0.49999 / 32767, 3.00001e-5, -3.00001e-5, 0.12345678, np.inf, -np.inf, 1e-30, 32766.5 / 32767],
+    [
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        1.5,
+        -1.5,
+        0.99999,
+        -0.99999,
+        0.5,
+        -0.5,
+        1 / 32767,
+        -1 / 32767,
+        0.49999 / 32767,
+        3.00001e-5,
+        -3.00001e-5,
+        0.12345678,
+        np.inf,
+        -np.inf,
+        1e-30,
+        32766.5 / 32767,
+    ],
     dtype=np.float32,
 )
 
@@ -154,42 +181,96 @@ def golden(audio_files, tmp_path_factory):
         items.append({"id": f"readsf_{name}", "op": "read_soundfile", "path": str(path)})
         if name != "long16k":
             items.append({"id": f"prompt_{name}", "op": "prompt", "path": str(path)})
-    items.append({"id": "prompt_long16k_trunc", "op": "prompt", "truncate": True,
-                  "path": str(audio_files["long16k"])})
-    items.append({"id": "prompt_ref_trunc", "op": "prompt", "truncate": True,
-                  "path": str(audio_files["ref"])})
+    items.append(
+        {
+            "id": "prompt_long16k_trunc",
+            "op": "prompt",
+            "truncate": True,
+            "path": str(audio_files["long16k"]),
+        }
+    )
+    items.append(
+        {
+            "id": "prompt_ref_trunc",
+            "op": "prompt",
+            "truncate": True,
+            "path": str(audio_files["ref"]),
+        }
+    )
 
     rng = np.random.default_rng(42)
-    for src, dst in [(16000, 24000), (44100, 24000), (48000, 24000), (22050, 24000),
-                     (8000, 24000), (24000, 16000), (11025, 24000), (96000, 24000)]:
+    for src, dst in [
+        (16000, 24000),
+        (44100, 24000),
+        (48000, 24000),
+        (22050, 24000),
+        (8000, 24000),
+        (24000, 16000),
+        (11025, 24000),
+        (96000, 24000),
+    ]:
         x = (0.3 * rng.standard_normal(int(src * 0.7))).astype(np.float32)
-        items.append({"id": f"conv_{src}_{dst}", "op": "convert",
-                      "npy": npy(f"conv_{src}_{dst}", x), "from": src, "to": dst})
+        items.append(
+            {
+                "id": f"conv_{src}_{dst}",
+                "op": "convert",
+                "npy": npy(f"conv_{src}_{dst}", x),
+                "from": src,
+                "to": dst,
+            }
+        )
 
     for key, (build, sr) in EOP_CASES.items():
-        items.append({"id": key, "op": "end_on_pause", "npy": npy(key, build().astype(np.float32)),
-                      "sr": sr})
-    items.append({"id": "eop_f64", "op": "end_on_pause", "sr": 24000,
-                  "npy": npy("eop_f64", _speechlike(24000, 1.0, seed=19))})
+        items.append(
+            {"id": key, "op": "end_on_pause", "npy": npy(key, build().astype(np.float32)), "sr": sr}
+        )
+    items.append(
+        {
+            "id": "eop_f64",
+            "op": "end_on_pause",
+            "sr": 24000,
+            "npy": npy("eop_f64", _speechlike(24000, 1.0, seed=19)),
+        }
+    )
 
     ref_audio, _ = read_audio(REF_WAV)
-    items.append({"id": "prompt_arr_1t", "op": "prompt",
-                  "npy": npy("prompt_arr_1t", ref_audio[None])})
+    items.append(
+        {"id": "prompt_arr_1t", "op": "prompt", "npy": npy("prompt_arr_1t", ref_audio[None])}
+    )
     items.append({"id": "prompt_arr_t", "op": "prompt", "npy": npy("prompt_arr_t", ref_audio)})
-    items.append({"id": "prompt_arr_2t", "op": "prompt",
-                  "npy": npy("prompt_arr_2t", np.stack([ref_audio, ref_audio[::-1].copy()]))})
+    items.append(
+        {
+            "id": "prompt_arr_2t",
+            "op": "prompt",
+            "npy": npy("prompt_arr_2t", np.stack([ref_audio, ref_audio[::-1].copy()])),
+        }
+    )
 
-    pcm_in = np.concatenate([PCM_EDGE, rng.uniform(-1.2, 1.2, 20000).astype(np.float32),
-                             (np.arange(-32768, 32768, dtype=np.float32) / 32767)])
+    pcm_in = np.concatenate(
+        [
+            PCM_EDGE,
+            rng.uniform(-1.2, 1.2, 20000).astype(np.float32),
+            (np.arange(-32768, 32768, dtype=np.float32) / 32767),
+        ]
+    )
     items.append({"id": "pcm", "op": "pcm", "npy": npy("pcm", pcm_in)})
 
-    chunks = {f"chunk{i}": rng.uniform(-1.1, 1.1, n).astype(np.float32)
-              for i, n in enumerate([1920, 3840, 1, 0, 7680])}
+    chunks = {
+        f"chunk{i}": rng.uniform(-1.1, 1.1, n).astype(np.float32)
+        for i, n in enumerate([1920, 3840, 1, 0, 7680])
+    }
     inputs["writer_chunks"] = chunks
     np.savez(d / "chunks.npz", **chunks)
     for seekable in (True, False):
-        items.append({"id": f"writer_{'seek' if seekable else 'pipe'}", "op": "writer",
-                      "npz": str(d / "chunks.npz"), "sr": 24000, "seekable": seekable})
+        items.append(
+            {
+                "id": f"writer_{'seek' if seekable else 'pipe'}",
+                "op": "writer",
+                "npz": str(d / "chunks.npz"),
+                "sr": 24000,
+                "seekable": seekable,
+            }
+        )
     for steps in (1, 2, 3, 7, 320, 480, 481, 882, 960):
         items.append({"id": f"linspace_{steps}", "op": "linspace", "steps": steps})
 
@@ -197,8 +278,9 @@ def golden(audio_files, tmp_path_factory):
     spec.write_text(json.dumps({"items": items}))
     out = d / "golden.npz"
     meta = json.loads(
-        run_reference("audio_golden.py", str(spec), str(out), "--soundfile-shim",
-                      str(_soundfile_shim(d)))
+        run_reference(
+            "audio_golden.py", str(spec), str(out), "--soundfile-shim", str(_soundfile_shim(d))
+        )
     )
     with np.load(out) as z:
         arrays = {k: z[k] for k in z.files}
@@ -217,8 +299,19 @@ def _assert_same(ours: np.ndarray, theirs: np.ndarray, atol: float = 0.0) -> flo
 # Parity
 # ----------------------------------------------------------------------------------------------
 
-READ_NAMES = ["ref", "jfk", "synth44k", "stereo48k", "float32", "flac", "pcm24", "six_ch", "mp3",
-              "upper", "long16k"]
+READ_NAMES = [
+    "ref",
+    "jfk",
+    "synth44k",
+    "stereo48k",
+    "float32",
+    "flac",
+    "pcm24",
+    "six_ch",
+    "mp3",
+    "upper",
+    "long16k",
+]
 # Files the reference's audio_read itself cannot read (wave.Error: unknown format): float WAV and
 # WAVE_FORMAT_EXTENSIBLE. We hand them to soundfile, i.e. match _audio_read_with_soundfile.
 WAVE_MODULE_FAILS = {"float32", "six_ch"}
@@ -251,8 +344,17 @@ def test_16bit_wav_uses_wave_module_like_reference(golden, audio_files, name):
 
 
 @pytest.mark.parametrize(
-    "src,dst", [(16000, 24000), (44100, 24000), (48000, 24000), (22050, 24000), (8000, 24000),
-                (24000, 16000), (11025, 24000), (96000, 24000)]
+    "src,dst",
+    [
+        (16000, 24000),
+        (44100, 24000),
+        (48000, 24000),
+        (22050, 24000),
+        (8000, 24000),
+        (24000, 16000),
+        (11025, 24000),
+        (96000, 24000),
+    ],
 )
 def test_resample_parity(golden, src, dst):
     arrays, meta, inputs = golden
@@ -507,8 +609,9 @@ def test_stream_audio_chunks_to_stdout_decodes():
         "stream_audio_chunks('-', chunks, 24000)\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env,
-                          timeout=120, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, env=env, timeout=120, check=True
+    )
     data, sr = sf.read(io.BytesIO(proc.stdout), dtype="int16")
     assert sr == 24000
     assert len(data) == 24000 + 4800

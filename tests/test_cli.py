@@ -25,7 +25,10 @@ def run_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProce
     # cwd=/ keeps a source checkout's uncompiled pocket_tts/ off the child's sys.path.
     return subprocess.run(
         [sys.executable, "-m", "pocket_tts", *args],
-        input=stdin, capture_output=True, timeout=300, cwd="/",
+        input=stdin,
+        capture_output=True,
+        timeout=300,
+        cwd="/",
     )
 
 
@@ -38,15 +41,28 @@ def read_wav(data: bytes) -> tuple[np.ndarray, int]:
 
 def test_generate_to_wav_file(small, tmp_path) -> None:
     out = tmp_path / "out.wav"
-    proc = run_cli("generate", "Hello there.", "--config", small, "--voice", str(REF_WAV),
-                   "--seed", "3", "--eos-threshold", "-100", "--frames-after-eos", "2",
-                   "-o", str(out))
+    proc = run_cli(
+        "generate",
+        "Hello there.",
+        "--config",
+        small,
+        "--voice",
+        str(REF_WAV),
+        "--seed",
+        "3",
+        "--eos-threshold",
+        "-100",
+        "--frames-after-eos",
+        "2",
+        "-o",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     samples, rate = read_wav(out.read_bytes())
     assert rate == 24000
     # EOS at frame 6 + 2 frames after it, plus the 0.2 s of silence the reference appends.
     assert len(samples) == 8 * 1920 + 4800
-    assert np.abs(samples[:8 * 1920]).max() > 0 and not samples[8 * 1920:].any()
+    assert np.abs(samples[: 8 * 1920]).max() > 0 and not samples[8 * 1920 :].any()
     err = proc.stderr.decode()
     assert "time to first audio" in err and "real-time factor" in err
 
@@ -72,8 +88,17 @@ def test_export_voice_then_generate_with_it(small, tmp_path) -> None:
     assert main(["export-voice", str(REF_WAV), str(voice_file), "--config", small, "-q"]) == 0
     assert voice_file.stat().st_size > 0
     out_a, out_b = tmp_path / "a.wav", tmp_path / "b.wav"
-    args = ["generate", "Same voice.", "--config", small, "--seed", "1", "-q",
-            "--eos-threshold", "-100"]
+    args = [
+        "generate",
+        "Same voice.",
+        "--config",
+        small,
+        "--seed",
+        "1",
+        "-q",
+        "--eos-threshold",
+        "-100",
+    ]
     assert main([*args, "--voice", str(voice_file), "-o", str(out_a)]) == 0
     assert main([*args, "--voice", str(REF_WAV), "--truncate", "-o", str(out_b)]) == 0
     # The exported state skips the clone's noise draw, so compare lengths, not samples.
@@ -87,12 +112,29 @@ def test_bad_arguments_are_clear_errors(small, tmp_path, capsys) -> None:
     assert "once" in capsys.readouterr().err
     assert main(["generate", "   ", "--config", small, "--voice", "none"]) == 2
     assert main(["generate", "x", "--language", "english", "--config", small]) == 2
-    assert main(["generate", "x", "--config", small, "--voice", "none",
-                 "-o", str(tmp_path / "no" / "dir" / "o.wav")]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                "x",
+                "--config",
+                small,
+                "--voice",
+                "none",
+                "-o",
+                str(tmp_path / "no" / "dir" / "o.wav"),
+            ]
+        )
+        == 2
+    )
     assert main(["generate", "x", "--config", small, "--voice", str(tmp_path / "none.wav")]) == 1
     assert main(["generate", "x", "--config", small, "--text-file", str(tmp_path / "t")]) == 2
-    for bad in (["--max-tokens", "0"], ["--seed", "-1"], ["--temperature", "-1"],
-                ["--dtype", "float64"]):
+    for bad in (
+        ["--max-tokens", "0"],
+        ["--seed", "-1"],
+        ["--temperature", "-1"],
+        ["--dtype", "float64"],
+    ):
         with pytest.raises(SystemExit) as exc:
             main(["generate", "x", "--config", small, *bad])
         assert exc.value.code == 2

@@ -60,9 +60,14 @@ class FakeHub:
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
 
-    def add_repo(self, repo_id: str, commits: dict[str, dict[str, bytes]],
-                 branches: dict[str, str] | None = None, gated: bool = False,
-                 repo_type: str = "model") -> None:
+    def add_repo(
+        self,
+        repo_id: str,
+        commits: dict[str, dict[str, bytes]],
+        branches: dict[str, str] | None = None,
+        gated: bool = False,
+        repo_type: str = "model",
+    ) -> None:
         key = repo_id if repo_type == "model" else f"{repo_type}s/{repo_id}"
         self.repos[key] = {"commits": commits, "branches": branches or {}, "gated": gated}
 
@@ -97,10 +102,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(body)
 
-    def _error(self, status: int, code: str, message: str, head: bool,
-               extra: dict[str, str] | None = None) -> None:
-        headers = {"X-Error-Code": code, "X-Error-Message": message,
-                   "Content-Type": "application/json", **(extra or {})}
+    def _error(
+        self, status: int, code: str, message: str, head: bool, extra: dict[str, str] | None = None
+    ) -> None:
+        headers = {
+            "X-Error-Code": code,
+            "X-Error-Message": message,
+            "Content-Type": "application/json",
+            **(extra or {}),
+        }
         self._send(status, json.dumps({"error": message}).encode(), headers, head)
 
     def _handle(self, head: bool) -> None:
@@ -124,9 +134,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if repo["gated"]:
             self._error(
-                401, "GatedRepo",
+                401,
+                "GatedRepo",
                 f"Access to model {repo_key} is restricted. You must have access to it and be "
-                "authenticated to access it. Please log in.", head)
+                "authenticated to access it. Please log in.",
+                head,
+            )
             return
         commit = repo["branches"].get(revision, revision)
         files = repo["commits"].get(commit)
@@ -134,13 +147,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}", head)
             return
         if filename not in files:
-            self._error(404, "EntryNotFound", f"{filename} does not exist", head,
-                        {"X-Repo-Commit": commit})
+            self._error(
+                404, "EntryNotFound", f"{filename} does not exist", head, {"X-Repo-Commit": commit}
+            )
             return
         body = files[filename]
-        headers = {"X-Repo-Commit": commit,
-                   "ETag": f'"{hashlib.sha256(body).hexdigest()}"',
-                   "Content-Type": "application/octet-stream"}
+        headers = {
+            "X-Repo-Commit": commit,
+            "ETag": f'"{hashlib.sha256(body).hexdigest()}"',
+            "Content-Type": "application/octet-stream",
+        }
         self._send(200, body, headers, head)
 
 
@@ -154,19 +170,28 @@ def fake_hub():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    state.add_repo("org/voices", {COMMIT_A: {"a.wav": b"version A", "sub/dir/x.bin": b"xx"},
-                                  COMMIT_B: {"a.wav": b"version B!"}},
-                   branches={"main": COMMIT_B, "v1": COMMIT_A})
-    state.add_repo("org/data", {COMMIT_A: {"d.txt": b"dataset file"}}, {"main": COMMIT_A},
-                   repo_type="dataset")
-    state.add_repo(VC_REPO, {VC_REV: {"languages/english/model.safetensors": b"vc"}},
-                   gated=True)
+    state.add_repo(
+        "org/voices",
+        {
+            COMMIT_A: {"a.wav": b"version A", "sub/dir/x.bin": b"xx"},
+            COMMIT_B: {"a.wav": b"version B!"},
+        },
+        branches={"main": COMMIT_B, "v1": COMMIT_A},
+    )
+    state.add_repo(
+        "org/data", {COMMIT_A: {"d.txt": b"dataset file"}}, {"main": COMMIT_A}, repo_type="dataset"
+    )
+    state.add_repo(VC_REPO, {VC_REV: {"languages/english/model.safetensors": b"vc"}}, gated=True)
     novc: dict[str, dict[str, bytes]] = {
-        NOVC_REV: {"languages/english/model.safetensors": b"weights without cloning"}}
+        NOVC_REV: {"languages/english/model.safetensors": b"weights without cloning"}
+    }
     # english's cloning-free weights and the voice states are pinned to the same commit.
-    novc.setdefault(hub.PREDEFINED_VOICES_REVISION, {}).update({
-        f"languages/english/embeddings/{v}.safetensors": f"state {v}".encode()
-        for v in PREDEFINED_VOICES})
+    novc.setdefault(hub.PREDEFINED_VOICES_REVISION, {}).update(
+        {
+            f"languages/english/embeddings/{v}.safetensors": f"state {v}".encode()
+            for v in PREDEFINED_VOICES
+        }
+    )
     state.add_repo(NOVC_REPO, novc)
     state.urls["/files/voice.wav"] = (200, b"RIFF fake wav")
     state.urls["/files/secret.wav"] = (403, b"forbidden")
@@ -304,10 +329,16 @@ def test_hf_endpoint_set_before_import_in_fresh_process(fake_hub, tmp_path):
         f"print(resolve_path('hf://org/voices/a.wav@{COMMIT_A}').read_bytes().decode())\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE"))}
-    env.update(PYTHONPATH=str(REPO), HF_ENDPOINT=url, HF_HOME=str(tmp_path / "home"),
-               HF_HUB_DISABLE_IMPLICIT_TOKEN="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
+    env.update(
+        PYTHONPATH=str(REPO),
+        HF_ENDPOINT=url,
+        HF_HOME=str(tmp_path / "home"),
+        HF_HUB_DISABLE_IMPLICIT_TOKEN="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "version A"
     assert list((tmp_path / "home" / "hub").glob("models--org--voices/snapshots/*/a.wav"))
@@ -356,7 +387,8 @@ def test_resolve_weights_no_fallback_raises(env):
 
 def test_resolve_weights_both_fail(env):
     cfg = dataclasses.replace(
-        ENGLISH, weights_path_without_voice_cloning=f"hf://org/voices/none.bin@{COMMIT_A}")
+        ENGLISH, weights_path_without_voice_cloning=f"hf://org/voices/none.bin@{COMMIT_A}"
+    )
     with pytest.raises(HubNotFoundError) as ei:
         resolve_weights(cfg)
     assert "kyutai/pocket-tts/languages/english/model.safetensors" in str(ei.value)
@@ -390,11 +422,21 @@ def test_resolve_weights_local(tmp_path):
 def test_predefined_voices(env):
     assert len(PREDEFINED_VOICES) == 27
     assert PREDEFINED_VOICES[:4] == ("cosette", "marius", "javert", "alba")
-    assert set(PREDEFINED_VOICES) >= {"alba", "giovanni", "lola", "juergen", "rafael", "daan",
-                                      "estelle", "caro_davy"}
+    assert set(PREDEFINED_VOICES) >= {
+        "alba",
+        "giovanni",
+        "lola",
+        "juergen",
+        "rafael",
+        "daan",
+        "estelle",
+        "caro_davy",
+    }
     loc = predefined_voice_path("english", "alba")
-    assert loc == ("hf://kyutai/pocket-tts-without-voice-cloning/languages/english/embeddings/"
-                   "alba.safetensors@a7056f505a4a8ca72d8b5fb1440071d6f1a35739")
+    assert loc == (
+        "hf://kyutai/pocket-tts-without-voice-cloning/languages/english/embeddings/"
+        "alba.safetensors@a7056f505a4a8ca72d8b5fb1440071d6f1a35739"
+    )
     assert resolve_path(loc).read_bytes() == b"state alba"
     with pytest.raises(ValueError, match="Did you mean 'alba'"):
         predefined_voice_path("english", "albaa")
@@ -450,8 +492,9 @@ def test_load_prompt_audio_from_hub_and_url(env, fake_hub):
     state.add_repo("org/prompts", {COMMIT_A: {"jfk.wav": wav}}, {"main": COMMIT_A})
     state.urls["/files/jfk.wav"] = (200, wav)
     expected = load_prompt_audio(JFK_WAV)
-    np.testing.assert_array_equal(load_prompt_audio(f"hf://org/prompts/jfk.wav@{COMMIT_A}"),
-                                  expected)
+    np.testing.assert_array_equal(
+        load_prompt_audio(f"hf://org/prompts/jfk.wav@{COMMIT_A}"), expected
+    )
     np.testing.assert_array_equal(load_prompt_audio(f"{url}/files/jfk.wav"), expected)
     state.clear()
     with pytest.raises(AudioError, match="safetensors"):  # refused before any download
@@ -477,12 +520,23 @@ def test_local_paths(tmp_path, monkeypatch):
 def test_parse_hf_path():
     loc = parse_hf_path("hf://kyutai/pocket-tts/languages/english/model.safetensors@abc")
     assert (loc.repo_id, loc.filename, loc.revision, loc.repo_type) == (
-        "kyutai/pocket-tts", "languages/english/model.safetensors", "abc", "model")
+        "kyutai/pocket-tts",
+        "languages/english/model.safetensors",
+        "abc",
+        "model",
+    )
     assert parse_hf_path("hf://o/r/f.wav").revision is None
     assert parse_hf_path("hf://o/r/f.wav@refs/pr/1").revision == "refs/pr/1"
     assert parse_hf_path("hf://datasets/o/r/f.wav").repo_type == "dataset"
     assert parse_hf_path("hf://o/r/a/b.wav@v1").uri == "hf://o/r/a/b.wav@v1"
-    for bad in ("hf://o/r", "hf://o/r/", "hf://o/r/f.wav@", "hf://o//f.wav", "hf://o/r/../x",
-                "https://o/r/f", "hf://o/r a/f.wav"):
+    for bad in (
+        "hf://o/r",
+        "hf://o/r/",
+        "hf://o/r/f.wav@",
+        "hf://o//f.wav",
+        "hf://o/r/../x",
+        "https://o/r/f",
+        "hf://o/r a/f.wav",
+    ):
         with pytest.raises(ValueError):
             parse_hf_path(bad)

@@ -199,9 +199,30 @@ def test_gemm_two_threads_is_bit_identical(dtype: str) -> None:
 
 def _edge_values() -> np.ndarray:
     """float32 values at every rounding boundary of fp16 / bf16 / int8."""
-    specials = [0.0, -0.0, np.inf, -np.inf, np.nan, 65504.0, 65519.0, 65520.0, 1e6, -1e6,
-                6.1035156e-05, 6.0975552e-05, 5.9604645e-08, 2.9802322e-08, 2.9802326e-08,
-                1e-45, 3e-39, 1.0009766, 1.0004883, 1.0014648, 3.389e38, -3.4e38]
+    specials = [
+        0.0,
+        -0.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+        65504.0,
+        65519.0,
+        65520.0,
+        1e6,
+        -1e6,
+        6.1035156e-05,
+        6.0975552e-05,
+        5.9604645e-08,
+        2.9802322e-08,
+        2.9802326e-08,
+        1e-45,
+        3e-39,
+        1.0009766,
+        1.0004883,
+        1.0014648,
+        3.389e38,
+        -3.4e38,
+    ]
     rng = np.random.default_rng(7)
     scales = np.float32(10.0) ** rng.integers(-9, 6, 2000).astype(np.float32)
     rand = (rng.standard_normal(2000).astype(np.float32) * scales).astype(np.float32)

@@ -56,7 +56,7 @@ def test_long_stream_does_not_grow(random_checkpoint, tmp_path, request) -> None
 
 
 def test_unpunctuated_text_streams_in_bounded_chunks(random_checkpoint) -> None:
-    """"word " * 1000 has no boundary at all: it still streams in chunks of <= max_tokens
+    """ "word " * 1000 has no boundary at all: it still streams in chunks of <= max_tokens
     tokens, so KV caches and buffers stay the size of one short chunk."""
     yaml_path, _ = random_checkpoint("english_2m_2026-10")
     model = TTSModel.load_model(config=str(yaml_path), seed=0)

@@ -31,7 +31,9 @@ args = p.parse_args()
 
 torch.set_num_threads(1)
 model = TTSModel.load_model(
-    config=args.config, temp=args.temp, eos_threshold=args.eos_threshold,
+    config=args.config,
+    temp=args.temp,
+    eos_threshold=args.eos_threshold,
     noise_clamp=args.noise_clamp,
 )
 model.max_decoder_frames_per_call = 1
