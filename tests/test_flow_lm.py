@@ -169,3 +169,21 @@ def test_generic_and_avx2_paths_agree(case) -> None:
         finally:
             _flow_lm.force_generic(False)
     assert np.abs(outs[0] - outs[1]).max() <= TOL
+
+
+def test_float16_embedding_table(random_checkpoint) -> None:
+    """A compact model keeps the text-embedding table as float16 bits: the lookup returns
+    exactly the float16-rounded rows of the float32 table."""
+    yaml_path, weights_path = random_checkpoint("english_2026-10")
+    config = load_config(yaml_path)
+    w32 = load_weights(config, weights_path)
+    table = w32["flow_lm.conditioner.embed.weight"].copy()
+    lm = FlowLM(config, load_weights(config, weights_path, dtype="float16"), dtype="float16")
+    tokens = np.array([0, 5, 17, table.shape[0] - 1, 5], np.int64)
+    st = lm.new_state(16, max_prefill=len(tokens))
+    got = lm.embed_tokens(st, tokens)
+    want = table[tokens].astype(np.float16).astype(np.float32)
+    assert got.shape == want.shape and np.array_equal(got, want)
+    with pytest.raises(ValueError):
+        lm.embed_tokens(st, np.array([table.shape[0]], np.int64))
+    assert np.array_equal(lm.embed_tokens(st, tokens), want)  # still usable

@@ -61,6 +61,42 @@ def test_decoder_parity(ckpt, mimi) -> None:
     assert state.offsets == [FRAMES * mimi.steps_per_frame] * len(state.offsets)
 
 
+def test_float16_transformer_storage(ckpt) -> None:
+    """Compact models keep the Mimi transformers' matrices in float16 (weights.side_storage):
+    packed at load time or packed from float32 by Mimi itself, the same bits; decoded audio
+    and encoder latents stay close to the reference's float32 ones (budget: 1e-3 of the
+    signal's peak; fp16 rounds each weight by at most 2^-11 relative)."""
+    from pocket_tts.config import load_config
+    from pocket_tts.mimi import Mimi
+    from pocket_tts.weights import is_packed_key, load_weights, unpack_panels
+
+    yaml_path, weights_path = ckpt
+    config = load_config(yaml_path)
+    loaded = Mimi(config, load_weights(config, weights_path, dtype="float16"))
+
+    def unpacked() -> dict:  # float32 [out, in] matrices, as a caller's own dict holds them
+        w = load_weights(config, weights_path)
+        return {
+            k: unpack_panels(v, v.shape[0] * 16) if is_packed_key(k) else v for k, v in w.items()
+        }
+
+    packed_here = Mimi(config, unpacked(), storage="float16")
+    with pytest.raises(ValueError, match="float32 or float16"):
+        Mimi(config, unpacked(), storage="int8")
+    g, _ = golden(yaml_path, REF_WAV)
+    outs = []
+    for m in (loaded, packed_here):
+        state = m.new_decoder_state()
+        outs.append(np.concatenate([m.decode(state, g["z"][f : f + 1]) for f in range(FRAMES)]))
+    assert np.array_equal(outs[0], outs[1])
+    peak = float(np.abs(g["audio_raw"]).max())
+    err = float(np.abs(outs[0] - g["audio_raw"]).max())
+    assert err <= 1e-3 * peak, (err, peak)
+    lat = loaded.encode(g["prompt_audio"])
+    lat_err = float(np.abs(lat - g["latents"]).max())
+    assert lat_err <= 1e-3 * float(np.abs(g["latents"]).max()), lat_err
+
+
 def test_denormalize_matches_reference(ckpt, mimi) -> None:
     _, lm = models(*ckpt)
     g, _ = golden(ckpt[0], REF_WAV)
