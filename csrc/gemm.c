@@ -81,9 +81,11 @@ TARGET static inline __attribute__((always_inline)) void load16(const void *pp, 
         *w1 = _mm256_castsi256_ps(
             _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(q + 1)), 16));
     } else if (dtype == PT_I8) {
-        __m128i b = _mm_loadu_si128((const __m128i *)((const int8_t *)pp + i * PT_PANEL));
-        *w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
-        *w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
+        /* Two 8-byte loads that the sign extensions take as memory operands (no shuffle to
+         * reach the upper half). */
+        const int8_t *q = (const int8_t *)pp + i * PT_PANEL;
+        *w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q)));
+        *w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8))));
     } else {
         const float *f = (const float *)pp + i * PT_PANEL;
         *w0 = _mm256_loadu_ps(f);
