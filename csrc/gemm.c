@@ -1,5 +1,7 @@
 #include <immintrin.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
 #include "cpu.h"
 #include "gemm.h"
@@ -311,14 +313,94 @@ static void *job_thread(void *arg) {
 /* Threads the calling thread's big products may use (prefill, prompt encoding): per thread, so
  * the two pipeline threads never oversubscribe the cores while streaming. */
 static __thread int gemm_threads = 1;
+/* This thread offers its products to a helper (PT_GEMM_SHARED). */
+static __thread int gemm_shared = 0;
 
-void pt_gemm_set_threads(int n) { gemm_threads = n < 1 ? 1 : (n > 2 ? 2 : n); }
+void pt_gemm_set_threads(int n) {
+    gemm_shared = n == PT_GEMM_SHARED;
+    gemm_threads = gemm_shared || n < 1 ? 1 : (n > 2 ? 2 : n);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Shared products: one process-wide slot where a thread (the flow LM) posts each product in
+ * chunks of output panels, and an otherwise idle thread (the decoder, waiting for its next
+ * latent) claims chunks too. The ticket packs the product's generation (high 32 bits), the next
+ * unclaimed chunk (16 bits) and the chunk count (16 bits): a claim is one compare-and-swap on
+ * it, so a chunk index can never be taken against a stale job. The poster reuses the slot only
+ * after every chunk is done. Each panel is computed exactly as by a single thread.
+ * ------------------------------------------------------------------------------------------- */
+static struct {
+    _Atomic uint64_t ticket;
+    _Atomic int done;
+    GemmJob job;
+    int per_chunk; /* panels per chunk */
+} shared_slot;
+
+/* Claim and run one chunk of the posted product; 0 when none is left. */
+static int shared_claim_run(void) {
+    uint64_t t = atomic_load_explicit(&shared_slot.ticket, memory_order_acquire);
+    for (;;) {
+        uint32_t next = (uint32_t)(t >> 16) & 0xffff, n = (uint32_t)t & 0xffff;
+        if (next >= n) return 0;
+        if (atomic_compare_exchange_weak_explicit(&shared_slot.ticket, &t, t + (1u << 16),
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            GemmJob j = shared_slot.job;
+            j.p_begin += (int)next * shared_slot.per_chunk;
+            if (j.p_begin + shared_slot.per_chunk < j.p_end)
+                j.p_end = j.p_begin + shared_slot.per_chunk;
+            run_job(&j);
+            atomic_fetch_add_explicit(&shared_slot.done, 1, memory_order_release);
+            return 1;
+        }
+    }
+}
+
+/* One poster at a time (another stream's flow LM runs its products alone meanwhile). */
+static atomic_flag shared_posting = ATOMIC_FLAG_INIT;
+
+static void shared_gemm(const GemmJob *job, int panels) {
+    /* ~32 chunks: small enough to balance, large enough that a claim costs nothing. */
+    int per = panels / 32 > 1 ? panels / 32 : 1, n = (panels + per - 1) / per;
+    uint64_t gen = (atomic_load_explicit(&shared_slot.ticket, memory_order_relaxed) >> 32) + 1;
+    shared_slot.job = *job;
+    shared_slot.per_chunk = per;
+    atomic_store_explicit(&shared_slot.done, 0, memory_order_relaxed);
+    atomic_store_explicit(&shared_slot.ticket, (gen << 32) | (uint64_t)n, memory_order_release);
+    while (shared_claim_run()) {
+    }
+    while (atomic_load_explicit(&shared_slot.done, memory_order_acquire) < n) _mm_pause();
+}
+
+void pt_gemm_help_until(const int *progress, int target) {
+    const _Atomic int *p = (const _Atomic int *)progress;
+    unsigned idle = 0;
+    while (atomic_load_explicit(p, memory_order_acquire) < target) {
+        if (shared_claim_run()) {
+            idle = 0;
+        } else if (++idle % 4096 == 0) {
+            sched_yield(); /* never starve the poster if the cores are oversubscribed */
+        } else {
+            _mm_pause();
+        }
+    }
+}
+
+void pt_progress_store(int *progress, int value) {
+    atomic_store_explicit((_Atomic int *)progress, value, memory_order_release);
+}
 
 void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int M,
              const float *bias, int accumulate) {
     if (M <= 0) return;
     int panels = (w->out + PT_PANEL - 1) / PT_PANEL;
     GemmJob job = {y, x, bias, w, ldy, ldx, M, accumulate, 0, panels};
+    if (gemm_shared && panels >= 2 && panels / 32 < 0xffff &&
+        !atomic_flag_test_and_set_explicit(&shared_posting, memory_order_acquire)) {
+        shared_gemm(&job, panels);
+        atomic_flag_clear_explicit(&shared_posting, memory_order_release);
+        return;
+    }
     /* Output panels split between two threads: each output is computed exactly as alone. */
     if (gemm_threads > 1 && panels >= 2 && (double)M * w->out * w->in >= (double)(1 << 21)) {
         GemmJob other = job;

@@ -40,8 +40,16 @@ void pt_pack_nn(float *dst, const float *b, int in, int out);
 void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int M,
              const float *bias, int accumulate);
 
-/* Let the calling thread split large products (M * out * in >= 2^21) over n <= 2 threads. */
+/* Let the calling thread split large products (M * out * in >= 2^21) over n <= 2 threads, or,
+ * with n = PT_GEMM_SHARED, offer every product to a helper thread (pt_gemm_help_until). */
 void pt_gemm_set_threads(int n);
+#define PT_GEMM_SHARED (-1)
+
+/* Help with the shared products other threads post until *progress >= target (spinning: call
+ * it only on a core that would otherwise idle). Bit-identical to the poster working alone. */
+void pt_gemm_help_until(const int *progress, int target);
+/* *progress = value, with release ordering (what pt_gemm_help_until waits on). */
+void pt_progress_store(int *progress, int value);
 
 /* Float32 convenience: W given as float panels from pt_pack_nt / pt_pack_nn. */
 void pt_gemm_packed(float *y, int ldy, const float *x, int ldx, const float *packed, int M,

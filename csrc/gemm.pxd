@@ -17,5 +17,8 @@ cdef extern from "gemm.h" nogil:
     void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int M,
                  const float *bias, int accumulate)
     void pt_gemm_set_threads(int n)
+    int PT_GEMM_SHARED
+    void pt_gemm_help_until(const int *progress, int target)
+    void pt_progress_store(int *progress, int value)
     void pt_gemm_packed(float *y, int ldy, const float *x, int ldx, const float *packed, int M,
                         int out, int n_in, const float *bias, int accumulate)

@@ -15,7 +15,7 @@ from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
 from rng cimport PtRng, pt_rng_seed, pt_rng_normal, pt_rng_trunc_normal, pt_rng_u32
 from flow_lm cimport *
 from gemm cimport PtMatrix, PT_PANEL, PT_F32, PT_F16, PT_BF16, PT_I8, pt_packed_size, pt_pack_nt
-from gemm cimport pt_gemm_set_threads
+from gemm cimport pt_gemm_set_threads, pt_gemm_help_until, pt_progress_store, PT_GEMM_SHARED
 
 cnp.import_array()
 
@@ -348,7 +348,8 @@ cdef class FlowLMKernel:
         """One autoregressive frame; returns the raw EOS logit. ``latent_in`` all-NaN means BOS.
         Writes the sampled latent and the head's conditioning vector (out_norm [+ z_proj]).
         ``prefix`` (float32 [T, d]) is prefilled in the same pass, just before the latent;
-        ``threads`` (<= 2) splits the products (use 2 only while the decoder is idle)."""
+        ``threads`` (<= 2) splits the products (use 2 only while the decoder is idle), or
+        :data:`SHARED` offers them to a thread in :func:`help_until`."""
         if (latent_in.shape[0] != self.ldim or noise.shape[0] != self.ldim
                 or latent_out.shape[0] != self.ldim or cond_out.shape[0] != self.cond_dim):
             raise ValueError("step: wrong vector sizes")
@@ -390,3 +391,21 @@ cdef class FlowLMKernel:
         with nogil:
             pt_flow_head_sample(&self.m.head, &cond[0], &noise[0], steps, &latent_out[0],
                                 state.scratch)
+
+
+#: ``step(threads=SHARED)``: offer every product to a thread waiting in :func:`help_until`.
+SHARED = PT_GEMM_SHARED
+
+
+def help_until(int[::1] progress, int target):
+    """Spin on this core, computing chunks of the products a ``step(threads=SHARED)`` posts,
+    until ``progress[0] >= target`` (set with :func:`progress_store`). Only for a core that
+    would otherwise idle: the decoder thread waiting for its next latent."""
+    with nogil:
+        pt_gemm_help_until(&progress[0], target)
+
+
+def progress_store(int[::1] progress, int value):
+    """``progress[0] = value`` with release ordering: what :func:`help_until` waits for."""
+    with nogil:
+        pt_progress_store(&progress[0], value)

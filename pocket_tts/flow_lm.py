@@ -121,7 +121,9 @@ class FlowLM:
 
         ``prefix`` (conditioning embeddings ``[T, d_model]``) is prefilled in the same pass
         as the frame, which then reads the weights once instead of twice (a text chunk's first
-        frame); ``threads=2`` splits the products over both cores (while the decoder idles)."""
+        frame); ``threads=2`` splits the products over both cores (while the decoder idles);
+        ``threads=_flow_lm.SHARED`` offers them in chunks to a thread in ``_flow_lm.help_until``
+        (the decoder thread while it waits for this frame). Every mode gives the same bits."""
         return self.kernel.step(
             state, latent_in, noise, steps, latent_out, cond_out, prefix, threads
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import queue
 import threading
 import time
@@ -420,6 +421,11 @@ class TTSModel:
         audio = np.empty(max_gen_len * self.mimi.frame_size, np.float32)
         decoder = self.mimi.new_decoder_state()
         frames: queue.Queue[int | BaseException | None] = queue.Queue()
+        # Frames the flow LM has finished, for help_until. While the decoder thread waits for
+        # a latent it computes chunks of the LM's products (one core would otherwise idle;
+        # the LM step is bandwidth-bound and two cores stream faster than one).
+        progress = np.zeros(1, np.int32)
+        share = _cores_available() >= 2
         abandon = threading.Event()
         # The first frame is decoded on both cores while the flow LM waits (time to first
         # audio); afterwards the two stages run side by side, one core each.
@@ -440,19 +446,24 @@ class TTSModel:
                     abandon,
                     frames,
                     first_decoded,
+                    progress if share else None,
                 )
             except BaseException as exc:  # forwarded to the consumer
                 frames.put(exc)
             finally:
                 frames.put(None)
+                _flow_lm.progress_store(progress, _LM_FINISHED)
 
         worker = threading.Thread(target=run_lm, name="pocket-tts-flow-lm", daemon=True)
         worker.start()
         done = 0
+        received = 0
         fade = self._fade_in
         try:
             finished = False
             while not finished:
+                if share and frames.empty():
+                    _flow_lm.help_until(progress, received + 1)
                 item = frames.get()
                 n_new = 0
                 while True:
@@ -462,6 +473,7 @@ class TTSModel:
                     if isinstance(item, BaseException):
                         raise item
                     n_new += 1
+                    received += 1
                     cap = self.max_decoder_frames_per_call
                     if cap > 0 and n_new >= cap:
                         break
@@ -501,7 +513,11 @@ class TTSModel:
         abandon: threading.Event,
         frames: queue.Queue,
         first_decoded: threading.Event,
+        progress: np.ndarray | None = None,
     ) -> None:
+        """The flow-LM loop (worker thread): frame ``step``'s latent goes to ``latents[step]``,
+        then ``step`` to ``frames``. With ``progress`` the products are offered to the consumer
+        thread (``help_until``) and ``progress[0]`` counts the frames done."""
         lm = self.flow_lm
         x = np.full(lm.ldim, np.nan, np.float32)
         noise = np.empty(lm.ldim, np.float32)
@@ -520,6 +536,7 @@ class TTSModel:
             # The text prefill rides along with the first frame (one pass over the weights,
             # on both cores: the decoder has nothing to do yet).
             first = step == 0
+            threads = _flow_lm.SHARED if progress is not None else (2 if first else 1)
             eos = lm.step(
                 state,
                 x,
@@ -528,7 +545,7 @@ class TTSModel:
                 cond,
                 self.sampler_decode_steps,
                 prefix=text_embeddings if first else None,
-                threads=2 if first else 1,
+                threads=threads,
             )
             stats["eos_logits"][step] = eos
             if (
@@ -541,6 +558,8 @@ class TTSModel:
                 return
             stats["frames"] = step + 1
             frames.put(step)
+            if progress is not None:
+                _flow_lm.progress_store(progress, step + 1)
             if step == 0:
                 while not first_decoded.wait(0.05):
                     if stop.is_set() or abandon.is_set():
@@ -549,6 +568,18 @@ class TTSModel:
         logger.warning(
             "Maximum generation length reached without EOS, this very often indicates an error."
         )
+
+
+#: progress value meaning "the flow LM has returned" (help_until stops waiting).
+_LM_FINISHED = 1 << 30
+
+
+def _cores_available() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _torch_linspace_0_1(steps: int) -> np.ndarray:

@@ -187,3 +187,40 @@ def test_float16_embedding_table(random_checkpoint) -> None:
     with pytest.raises(ValueError):
         lm.embed_tokens(st, np.array([table.shape[0]], np.int64))
     assert np.array_equal(lm.embed_tokens(st, tokens), want)  # still usable
+
+
+def test_shared_products_bit_identical(case) -> None:
+    """step(threads=SHARED) with another thread helping in help_until (the decoder thread's
+    idle time, as TTSModel runs it) gives the same bits as one thread, prefix fused or not."""
+    import threading
+
+    lm, g = case
+    rng = np.random.default_rng(3)
+    prefix = lm.embed_tokens(lm.new_state(8), g["tokens"])
+    noise = rng.standard_normal((6, lm.ldim)).astype(np.float32)
+
+    def run(threads: int, progress: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        st = lm.new_state(64, max_prefill=len(prefix))
+        lat = np.zeros((len(noise), lm.ldim), np.float32)
+        cond = np.zeros(lm.cond_dim, np.float32)
+        x = np.full(lm.ldim, np.nan, np.float32)
+        for f in range(len(noise)):
+            lm.step(
+                st, x, noise[f], lat[f], cond, prefix=prefix if f == 0 else None, threads=threads
+            )
+            x = lat[f]
+            if progress is not None:
+                _flow_lm.progress_store(progress, f + 1)
+        return lat, st.kv[:, :, : st.offset].copy()
+
+    alone = run(1, None)
+    progress = np.zeros(1, np.int32)
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(run(_flow_lm.SHARED, progress)))
+    worker.start()
+    _flow_lm.help_until(progress, len(noise))
+    worker.join()
+    assert np.array_equal(result[0][0], alone[0]) and np.array_equal(result[0][1], alone[1])
+    # Nobody helping: the poster computes every chunk itself, same bits.
+    shared_alone = run(_flow_lm.SHARED, None)
+    assert np.array_equal(shared_alone[0], alone[0])
