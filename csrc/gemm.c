@@ -331,6 +331,8 @@ static __thread int gemm_threads = 1;
 
 void pt_gemm_set_threads(int n) { gemm_threads = n < 1 ? 1 : (n > 2 ? 2 : n); }
 
+int pt_gemm_threads(void) { return gemm_threads; }
+
 void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int M,
              const float *bias, int accumulate) {
     if (M <= 0) return;

@@ -42,6 +42,8 @@ void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int 
 
 /* Let the calling thread split large products (M * out * in >= 2^21) over n <= 2 threads. */
 void pt_gemm_set_threads(int n);
+/* The calling thread's setting (1 or 2); pt_attention splits a prefill's heads the same way. */
+int pt_gemm_threads(void);
 
 /* Float32 convenience: W given as float panels from pt_pack_nt / pt_pack_nn. */
 void pt_gemm_packed(float *y, int ldy, const float *x, int ldx, const float *packed, int M,
