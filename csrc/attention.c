@@ -1,7 +1,10 @@
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 #include "attention.h"
 #include "cpu.h"
+#include "gemm.h"
+#include "vmath.h"
 
 /* RoPE frequency exp(i * step) as torch computes it in float32. Its vectorised exp is
  * correctly rounded except on a few arguments; for the head sizes 16..256 with max_period
@@ -37,78 +40,291 @@ void pt_rope(float *x, int T, int H, int D, int64_t pos0, float max_period) {
     }
 }
 
-static inline __attribute__((always_inline)) float dot(const float *a, const float *b, int n) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
+/* ---------------------------------------------------------------------------------------------
+ * Attention of query rows over the cache
+ *
+ * A row at position p attends the n = p - first + 1 keys of positions [first, p] (first = 0 on
+ * a linear cache, max(0, p - context + 1) on a ring), at slots s0, s0 + 1, ... wrapping at
+ * `capacity` on a ring (a linear cache never wraps). Each (row, head) output is computed by one
+ * fixed sequence of operations that depends only on the row's own query and keys, whatever T,
+ * the rows sharing a sweep, or the thread: frame-by-frame == batch, bit for bit.
+ * ------------------------------------------------------------------------------------------- */
+
+/* One thread's share: query rows [t0, t1) x heads [h0, h1). Row t is at position pos0 + t. */
+typedef struct {
+    float *out;              /* [T, H * D] */
+    const float *q;          /* [T, q_stride], head h at h * D */
+    const PtKVCache *cache;  /* keys and values of every attended position already written */
+    int H, H_kv, D, q_stride;
+    int t0, t1, h0, h1;
+    int64_t pos0;
+    float *scores;           /* this share's part of the scratch (see share_floats) */
+} AttnJob;
+
+static inline int next_slot(int s, int cap) { return s + 1 == cap ? 0 : s + 1; }
+
+/* First attended position of a row at `pos`. */
+static inline int64_t first_pos(const PtKVCache *c, int64_t pos) {
+    return c->context && pos - c->context + 1 > 0 ? pos - c->context + 1 : 0;
 }
 
-/* The body is compiled twice: for the baseline ISA and, through the target attribute, with
- * AVX2/FMA vectorisation of its dot products and accumulations (chosen at run time). */
-static inline __attribute__((always_inline)) int attention_impl(
-    float *out, const float *q, const float *k, const float *v, PtKVCache *cache, int T, int H,
-    int H_kv, int D, int q_stride, int kv_stride, float *scores) {
-    int group = H / H_kv;
-    float scale = 1.0f / sqrtf((float)D);
-    size_t row = (size_t)H_kv * D;
-    if (cache->context == 0 && cache->offset + T > cache->capacity) return -1;
-    for (int t = 0; t < T; t++) {
-        int64_t pos = cache->offset;
-        int slot = cache->context ? (int)(pos % cache->capacity) : (int)pos;
-        memcpy(cache->k + slot * row, k + (size_t)t * kv_stride, row * sizeof(float));
-        memcpy(cache->v + slot * row, v + (size_t)t * kv_stride, row * sizeof(float));
-        cache->offset = pos + 1;
-        int64_t first = 0;
-        if (cache->context && pos - cache->context + 1 > 0) first = pos - cache->context + 1;
-        int n = (int)(pos - first + 1);
-        for (int h = 0; h < H; h++) {
-            const float *qh = q + (size_t)t * q_stride + (size_t)h * D;
-            int hk = h / group;
-            float mx = -INFINITY;
-            for (int j = 0; j < n; j++) {
-                int64_t p = first + j;
-                int s = cache->context ? (int)(p % cache->capacity) : (int)p;
-                float sc = dot(qh, cache->k + s * row + (size_t)hk * D, D) * scale;
-                scores[j] = sc;
-                if (sc > mx) mx = sc;
-            }
-            float sum = 0.0f;
-            for (int j = 0; j < n; j++) {
-                scores[j] = expf(scores[j] - mx);
-                sum += scores[j];
-            }
-            float inv = 1.0f / sum;
-            float *oh = out + (size_t)t * H * D + (size_t)h * D;
-            for (int d = 0; d < D; d++) oh[d] = 0.0f;
-            for (int j = 0; j < n; j++) {
-                int64_t p = first + j;
-                int s = cache->context ? (int)(p % cache->capacity) : (int)p;
-                const float *vh = cache->v + s * row + (size_t)hk * D;
-                float w = scores[j] * inv;
-#pragma omp simd
-                for (int d = 0; d < D; d++) oh[d] += w * vh[d];
+/* Floats per score row: any window rounded up to whole 8-key blocks. */
+static inline size_t scores_ld(int capacity) { return (size_t)((capacity + 7) & ~7); }
+
+/* Portable path, one (row, head) at a time. sc: >= n floats. */
+static void head_generic(float *oh, const float *qh, const float *k, const float *v, size_t row,
+                         int s0, int n, int cap, int D, float *sc) {
+    const float scale = 1.0f / sqrtf((float)D);
+    float mx = -INFINITY, sum = 0.0f;
+    for (int j = 0, s = s0; j < n; j++, s = next_slot(s, cap)) {
+        const float *kr = k + (size_t)s * row;
+        float a = 0.0f;
+        for (int d = 0; d < D; d++) a += qh[d] * kr[d];
+        sc[j] = a * scale;
+        if (sc[j] > mx) mx = sc[j];
+    }
+    for (int j = 0; j < n; j++) {
+        sc[j] = expf(sc[j] - mx);
+        sum += sc[j];
+    }
+    float inv = 1.0f / sum;
+    for (int d = 0; d < D; d++) oh[d] = 0.0f;
+    for (int j = 0, s = s0; j < n; j++, s = next_slot(s, cap)) {
+        const float *vr = v + (size_t)s * row;
+        float w = sc[j] * inv;
+        for (int d = 0; d < D; d++) oh[d] += w * vr[d];
+    }
+}
+
+static void run_generic(const AttnJob *j) {
+    const PtKVCache *c = j->cache;
+    const int D = j->D, group = j->H / j->H_kv;
+    const size_t row = (size_t)j->H_kv * D;
+    for (int t = j->t0; t < j->t1; t++) {
+        int64_t pos = j->pos0 + t, first = first_pos(c, pos);
+        int s0 = (int)(first % c->capacity), n = (int)(pos - first + 1);
+        for (int h = j->h0; h < j->h1; h++)
+            head_generic(j->out + (size_t)t * j->H * D + (size_t)h * D,
+                         j->q + (size_t)t * j->q_stride + (size_t)h * D,
+                         c->k + (size_t)(h / group) * D, c->v + (size_t)(h / group) * D, row, s0,
+                         n, c->capacity, D, j->scores);
+    }
+}
+
+#ifdef PT_HAVE_X86
+#define TARGET __attribute__((target("avx2,fma")))
+/* Query rows sharing one sweep over the keys (each key block is read once for all of them). */
+#define SWEEP_ROWS 8
+
+/* Lane i = the sum of the 8 lanes of a[i], as ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7))
+ * for every i: a key's score does not depend on its lane. */
+TARGET static inline __m256 hsum8x8(const __m256 *a) {
+    __m256 h0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    __m256 h1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20),
+                         _mm256_permute2f128_ps(h0, h1, 0x31));
+}
+
+/* sc[0, nb) (nb = n rounded up to 8, lanes >= n ignored) <- softmax weights. */
+TARGET static void softmax8(float *sc, int n) {
+    const int nb = (n + 7) & ~7;
+    for (int j = n; j < nb; j++) sc[j] = -INFINITY; /* weight 0 */
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    for (int j = 0; j < nb; j += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(sc + j));
+    float m8[8];
+    _mm256_storeu_ps(m8, mx);
+    float m = m8[0];
+    for (int i = 1; i < 8; i++) m = m8[i] > m ? m8[i] : m;
+    __m256 vm = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
+    for (int j = 0; j < nb; j += 8) {
+        __m256 e = pt_exp_neg8(_mm256_sub_ps(_mm256_loadu_ps(sc + j), vm));
+        _mm256_storeu_ps(sc + j, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    float s8[8];
+    _mm256_storeu_ps(s8, sum);
+    const __m256 inv = _mm256_set1_ps(
+        1.0f / (((s8[0] + s8[1]) + (s8[2] + s8[3])) + ((s8[4] + s8[5]) + (s8[6] + s8[7]))));
+    for (int j = 0; j < nb; j += 8)
+        _mm256_storeu_ps(sc + j, _mm256_mul_ps(_mm256_loadu_ps(sc + j), inv));
+}
+
+/* Rows t0 .. t0 + nr - 1 (nr <= SWEEP_ROWS, one row on a ring) x the job's heads; D % 8 == 0.
+ * The cache is [slot, H_kv, D]: a head's keys are a whole row apart, and walking them head by
+ * head touches one 256-byte piece per 4 KB, which defeats the prefetchers and crowds a few cache
+ * sets (1.7x slower from DRAM). So both passes walk the keys in memory order: blocks of 8 slots,
+ * every head within a block. Scores: one accumulator per key over D, reduced by hsum8x8, lanes
+ * past a row's last key repeating that key; softmax and P.V as in mimi_transformer.c's
+ * attn_avx2, P.V accumulating each output over the keys in order (a float round trip through
+ * out between blocks, exact). */
+TARGET static void sweep_avx2(const AttnJob *j, int t0, int nr) {
+    const PtKVCache *c = j->cache;
+    const int D = j->D, group = j->H / j->H_kv, nh = j->h1 - j->h0, cap = c->capacity;
+    const size_t row = (size_t)j->H_kv * D, ld = scores_ld(cap);
+    const __m256 vscale = _mm256_set1_ps(1.0f / sqrtf((float)D));
+    /* Rows share their first position (first = 0 on a linear cache; a ring sweeps one row). */
+    const int64_t first = first_pos(c, j->pos0 + t0);
+    const int s0 = (int)(first % cap);
+    int n[SWEEP_ROWS];
+    for (int r = 0; r < nr; r++) n[r] = (int)(j->pos0 + t0 + r - first + 1);
+    const int nmax = (int)(j->pos0 + t0 + nr - first); /* n of the last row */
+#define SC(r, h) (j->scores + ((size_t)(r) * nh + (size_t)((h) - j->h0)) * ld)
+#define QH(r, h) (j->q + (size_t)(t0 + (r)) * j->q_stride + (size_t)(h) * D)
+#define OH(r, h) (j->out + (size_t)(t0 + (r)) * j->H * D + (size_t)(h) * D)
+    for (int b = 0, s = s0; b < nmax; b += 8) {
+        const float *kp[8];
+        for (int i = 0; i < 8; i++) {
+            kp[i] = c->k + (size_t)s * row;
+            if (b + i + 1 < nmax) s = next_slot(s, cap); /* past the last key: repeat it */
+        }
+        for (int h = j->h0; h < j->h1; h++) {
+            const size_t off = (size_t)(h / group) * D;
+            for (int r = 0; r < nr; r++) {
+                if (n[r] <= b) continue;
+                const float *qh = QH(r, h);
+                __m256 a[8];
+#pragma GCC unroll 8
+                for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
+                for (int d = 0; d < D; d += 8) {
+                    __m256 qd = _mm256_loadu_ps(qh + d);
+#pragma GCC unroll 8
+                    for (int i = 0; i < 8; i++)
+                        a[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kp[i] + off + d), a[i]);
+                }
+                _mm256_storeu_ps(SC(r, h) + b, _mm256_mul_ps(hsum8x8(a), vscale));
             }
         }
     }
-    return 0;
+    for (int r = 0; r < nr; r++)
+        for (int h = j->h0; h < j->h1; h++) softmax8(SC(r, h), n[r]);
+    for (int b = 0, s = s0; b < nmax; b += 8) {
+        const float *vp[8];
+        const int nk = nmax - b < 8 ? nmax - b : 8;
+        for (int i = 0; i < nk; i++) {
+            vp[i] = c->v + (size_t)s * row;
+            s = next_slot(s, cap);
+        }
+        for (int h = j->h0; h < j->h1; h++) {
+            const size_t off = (size_t)(h / group) * D;
+            for (int r = 0; r < nr; r++) {
+                if (n[r] <= b) continue;
+                const float *w = SC(r, h) + b;
+                const int m = n[r] - b < nk ? n[r] - b : nk;
+                float *oh = OH(r, h);
+                int d0 = 0;
+                for (; d0 + 64 <= D; d0 += 64) {
+                    __m256 a[8];
+#pragma GCC unroll 8
+                    for (int i = 0; i < 8; i++)
+                        a[i] = b ? _mm256_loadu_ps(oh + d0 + 8 * i) : _mm256_setzero_ps();
+                    for (int k = 0; k < m; k++) {
+                        const __m256 wk = _mm256_set1_ps(w[k]);
+                        const float *vr = vp[k] + off + d0;
+#pragma GCC unroll 8
+                        for (int i = 0; i < 8; i++)
+                            a[i] = _mm256_fmadd_ps(wk, _mm256_loadu_ps(vr + 8 * i), a[i]);
+                    }
+#pragma GCC unroll 8
+                    for (int i = 0; i < 8; i++) _mm256_storeu_ps(oh + d0 + 8 * i, a[i]);
+                }
+                for (; d0 < D; d0 += 8) { /* heads that are not a multiple of 64 wide */
+                    __m256 a = b ? _mm256_loadu_ps(oh + d0) : _mm256_setzero_ps();
+                    for (int k = 0; k < m; k++)
+                        a = _mm256_fmadd_ps(_mm256_set1_ps(w[k]),
+                                            _mm256_loadu_ps(vp[k] + off + d0), a);
+                    _mm256_storeu_ps(oh + d0, a);
+                }
+            }
+        }
+    }
+#undef SC
+#undef QH
+#undef OH
 }
 
-__attribute__((target("avx2,fma"))) static int attention_avx2(
-    float *out, const float *q, const float *k, const float *v, PtKVCache *cache, int T, int H,
-    int H_kv, int D, int q_stride, int kv_stride, float *scores) {
-    return attention_impl(out, q, k, v, cache, T, H, H_kv, D, q_stride, kv_stride, scores);
+TARGET static void run_avx2(const AttnJob *j) {
+    const int rows = j->cache->context ? 1 : SWEEP_ROWS;
+    for (int t = j->t0; t < j->t1; t += rows)
+        sweep_avx2(j, t, j->t1 - t < rows ? j->t1 - t : rows);
+}
+#else
+#define SWEEP_ROWS 1
+#endif
+
+static void run_job(const AttnJob *j) {
+#ifdef PT_HAVE_X86
+    if (pt_cpu_has_avx2() && j->D % 8 == 0) {
+        run_avx2(j);
+        return;
+    }
+#endif
+    run_generic(j);
 }
 
-static int attention_generic(float *out, const float *q, const float *k, const float *v,
-                             PtKVCache *cache, int T, int H, int H_kv, int D, int q_stride,
-                             int kv_stride, float *scores) {
-    return attention_impl(out, q, k, v, cache, T, H, H_kv, D, q_stride, kv_stride, scores);
+static void *job_thread(void *arg) {
+    run_job((const AttnJob *)arg);
+    return NULL;
+}
+
+/* Scratch floats of a share of nh heads: scores [SWEEP_ROWS, nh, ld], then a cache line of
+ * padding so two shares never write the same line. */
+static size_t share_floats(int capacity, int nh) {
+    return (size_t)SWEEP_ROWS * nh * scores_ld(capacity) + 16;
+}
+
+size_t pt_attention_scratch_size(int capacity, int H) { return share_floats(capacity, H) + 16; }
+
+/* A second thread pays off from ~2^20 multiply-adds per pass (~100 us on one core; starting a
+ * thread costs 25-35 us here), e.g. a 13-row prefill over 140 keys. */
+static int worth_two_threads(int T, int H, int64_t keys, int D) {
+    return T >= 4 && H >= 2 && (double)T * H * (double)keys * D >= (double)(1 << 20);
+}
+
+static void store_kv(PtKVCache *c, int slot, const float *k, const float *v, size_t row) {
+    memcpy(c->k + (size_t)slot * row, k, row * sizeof(float));
+    memcpy(c->v + (size_t)slot * row, v, row * sizeof(float));
 }
 
 int pt_attention(float *out, const float *q, const float *k, const float *v, PtKVCache *cache,
                  int T, int H, int H_kv, int D, int q_stride, int kv_stride, float *scores) {
-    if (pt_cpu_has_avx2())
-        return attention_avx2(out, q, k, v, cache, T, H, H_kv, D, q_stride, kv_stride, scores);
-    return attention_generic(out, q, k, v, cache, T, H, H_kv, D, q_stride, kv_stride, scores);
+    const size_t row = (size_t)H_kv * D;
+    if (cache->context == 0 && cache->offset + T > cache->capacity) return -1;
+    if (cache->context > cache->capacity) return -1;
+    AttnJob job = {out, q, cache, H, H_kv, D, q_stride, 0, T, 0, H, cache->offset, scores};
+    if (cache->context) {
+        /* Ring: each row's key overwrites the slot of a position earlier rows may still see,
+         * so rows are written and attended one by one. */
+        for (int t = 0; t < T; t++) {
+            int slot = (int)((cache->offset + t) % cache->capacity);
+            store_kv(cache, slot, k + (size_t)t * kv_stride, v + (size_t)t * kv_stride, row);
+            job.t0 = t;
+            job.t1 = t + 1;
+            run_job(&job);
+        }
+        cache->offset += T;
+        return 0;
+    }
+    /* Linear cache: every row's key and value in place, then the rows attend (causally). */
+    for (int t = 0; t < T; t++)
+        store_kv(cache, (int)(cache->offset + t), k + (size_t)t * kv_stride,
+                 v + (size_t)t * kv_stride, row);
+    if (pt_gemm_threads() > 1 && worth_two_threads(T, H, cache->offset + T, D)) {
+        /* Heads split in two: balanced (every head sees the same keys); each thread scores its
+         * own heads in its own part of the scratch. */
+        AttnJob other = job;
+        job.h1 = other.h0 = H / 2;
+        other.scores = scores + share_floats(cache->capacity, job.h1);
+        pthread_t th;
+        if (pthread_create(&th, NULL, job_thread, &other) == 0) {
+            run_job(&job);
+            pthread_join(th, NULL);
+        } else {
+            job.h1 = H;
+            run_job(&job);
+        }
+    } else {
+        run_job(&job);
+    }
+    cache->offset += T;
+    return 0;
 }

@@ -7,6 +7,7 @@
  * before it attends, so the window [p - context + 1, p] is always resident. */
 #ifndef PT_ATTENTION_H
 #define PT_ATTENTION_H
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -24,9 +25,16 @@ float pt_rope_freq(int i, int D, float max_period);
  * exactly as the reference: theta = float(freq_i) * float(pos). */
 void pt_rope(float *x, int T, int H, int D, int64_t pos0, float max_period);
 
+/* Scratch floats pt_attention needs for a cache of `capacity` slots and H query heads. */
+size_t pt_attention_scratch_size(int capacity, int H);
+
 /* out[T, H*D] = attention of q[T, H, D] (already rotated) against the cache after appending
  * k[T, H_kv, D] and v[T, H_kv, D] at positions offset..offset+T-1. Advances cache->offset.
- * scores: scratch of >= min(capacity, offset + T) floats. Returns 0, or -1 on overflow. */
+ * scores: scratch of pt_attention_scratch_size(capacity, H) floats. Returns 0, or -1 on overflow
+ * (or a ring of context > capacity).
+ * A linear cache's rows may run on two threads (heads split) when pt_gemm_threads() is 2 and
+ * the call is large (a prefill); each (row, head) is computed the same way whatever T, the
+ * thread count or the rows sharing the call, so the output is bit-identical in every case. */
 int pt_attention(float *out, const float *q, const float *k, const float *v, PtKVCache *cache,
                  int T, int H, int H_kv, int D, int q_stride, int kv_stride, float *scores);
 

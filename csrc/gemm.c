@@ -390,6 +390,8 @@ void pt_progress_store(int *progress, int value) {
     atomic_store_explicit((_Atomic int *)progress, value, memory_order_release);
 }
 
+int pt_gemm_threads(void) { return gemm_threads; }
+
 void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int M,
              const float *bias, int accumulate) {
     if (M <= 0) return;

@@ -50,6 +50,9 @@ void pt_gemm_set_threads(int n);
 void pt_gemm_help_until(const int *progress, int target);
 /* *progress = value, with release ordering (what pt_gemm_help_until waits on). */
 void pt_progress_store(int *progress, int value);
+/* The calling thread's split (1 or 2; 1 in shared mode); pt_attention splits a prefill's heads
+ * the same way. */
+int pt_gemm_threads(void);
 
 /* Float32 convenience: W given as float panels from pt_pack_nt / pt_pack_nn. */
 void pt_gemm_packed(float *y, int ldy, const float *x, int ldx, const float *packed, int M,

@@ -6,8 +6,9 @@ size_t pt_transformer_scratch_size(const PtTransformerShape *s, int T, int max_k
     size_t attn = (size_t)s->num_heads * s->head_dim;
     size_t qkv = attn + 2 * (size_t)s->num_kv_heads * s->head_dim;
     size_t wide = qkv > (size_t)s->ffn_dim ? qkv : (size_t)s->ffn_dim;
-    /* h [T,d] + wide [T, max(qkv, ffn)] + attn_out [T, attn] + scores [max_keys] */
-    return (size_t)T * s->d_model + (size_t)T * wide + (size_t)T * attn + (size_t)max_keys + 64;
+    /* h [T,d] + wide [T, max(qkv, ffn)] + attn_out [T, attn] + attention scores */
+    return (size_t)T * s->d_model + (size_t)T * wide + (size_t)T * attn +
+           pt_attention_scratch_size(max_keys, s->num_heads) + 64;
 }
 
 /* y[T, out] = x[T, in] . W^T */

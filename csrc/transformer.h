@@ -23,7 +23,7 @@ typedef struct {
     const float *scale1, *scale2;     /* [d] layer scale, or NULL */
 } PtLayerWeights;
 
-/* Scratch floats needed to run T tokens at once with up to `max_keys` attended keys. */
+/* Scratch floats needed to run T tokens at once against a cache of `max_keys` slots. */
 size_t pt_transformer_scratch_size(const PtTransformerShape *s, int T, int max_keys);
 
 /* Runs one layer in place on x[T, d]; appends to `cache`. Returns 0 or -1 (cache overflow). */

@@ -9,8 +9,10 @@ from libc.stdint cimport int64_t, int8_t
 from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
 from elementwise cimport pt_layer_norm, pt_rms_norm_unbiased, pt_gelu_tanh, pt_silu, pt_elu
 from flow_lm cimport PtKVCache
+from gemm cimport pt_gemm_set_threads
 
 cdef extern from "attention.h" nogil:
+    size_t pt_attention_scratch_size(int capacity, int H)
     float pt_rope_freq(int i, int D, float max_period)
     void pt_rope(float *x, int T, int H, int D, int64_t pos0, float max_period)
     int pt_attention(float *out, const float *q, const float *k, const float *v,
@@ -99,10 +101,11 @@ def rope_freqs(int D, float max_period=10000.0):
 
 
 def attention(const float[:, :, ::1] q, const float[:, :, ::1] k, const float[:, :, ::1] v,
-              float[:, :, ::1] cache_k, float[:, :, ::1] cache_v, int64_t offset, int context):
+              float[:, :, ::1] cache_k, float[:, :, ::1] cache_v, int64_t offset, int context,
+              int threads=1):
     """Causal attention of q[T,H,D] after appending k/v[T,H_kv,D] to a cache ([cap,H_kv,D]
-    each) holding `offset` positions; context > 0 makes it a ring window. Returns
-    (out[T, H*D], new_offset)."""
+    each) holding `offset` positions; context > 0 makes it a ring window. ``threads`` (<= 2)
+    lets a large call split its heads. Returns (out[T, H*D], new_offset)."""
     cdef PtKVCache c
     cdef int T = q.shape[0], H = q.shape[1], D = q.shape[2], Hkv = k.shape[1]
     c.k = &cache_k[0, 0, 0]
@@ -111,18 +114,19 @@ def attention(const float[:, :, ::1] q, const float[:, :, ::1] k, const float[:,
     c.context = context
     c.offset = offset
     cdef float[:, ::1] out = np.empty((T, H * D), np.float32)
-    cdef float[::1] scores = np.empty(c.capacity + T + 16, np.float32)
+    cdef float[::1] scores = np.empty(pt_attention_scratch_size(c.capacity, H), np.float32)
     cdef int rc
     with nogil:
+        pt_gemm_set_threads(threads)
         rc = pt_attention(&out[0, 0], &q[0, 0, 0], &k[0, 0, 0], &v[0, 0, 0], &c, T, H, Hkv, D,
                           H * D, Hkv * D, &scores[0])
+        pt_gemm_set_threads(1)
     if rc != 0:
         raise ValueError("KV cache overflow")
     return np.asarray(out), c.offset
 
 
 from gemm cimport PtMatrix, PT_F32, PT_F16, PT_BF16, PT_I8, PT_PANEL, pt_gemm
-from gemm cimport pt_gemm_set_threads
 
 _DTYPE_CODES = {"float32": PT_F32, "float16": PT_F16, "bfloat16": PT_BF16, "int8": PT_I8}
 

@@ -106,6 +106,77 @@ def test_attention_ring_window_equals_full_history() -> None:
     assert np.abs(np.concatenate(outs) - want).max() < 2e-6
 
 
+def attention_calls(q, k, v, prior_k, prior_v, cap, sizes, context=0, threads=1):
+    """Run q/k/v[T] through K.attention in calls of ``sizes`` rows on a cache ([cap, Hkv, D])
+    holding ``prior`` positions (the rest NaN: never read); returns the concatenated outputs."""
+    ck = np.full((cap, *k.shape[1:]), np.nan, np.float32)
+    cv = ck.copy()
+    off = len(prior_k)
+    ck[:off], cv[:off] = prior_k, prior_v
+    outs, s = [], 0
+    for n in sizes:
+        o, off = K.attention(
+            q[s : s + n], k[s : s + n], v[s : s + n], ck, cv, off, context, threads=threads
+        )
+        outs.append(o)
+        s += n
+    assert s == len(q)
+    return np.concatenate(outs)
+
+
+@pytest.mark.parametrize("generic", [False, True])
+@pytest.mark.parametrize("H,Hkv,D", [(16, 16, 64), (6, 2, 72), (4, 4, 24)])
+def test_attention_flow_lm_shapes_vs_float64(generic: bool, H: int, Hkv: int, D: int) -> None:
+    """The flow LM's prefill (13 rows after 127 cached positions) and steps, against float64.
+    Budget: scores are D-term fp32 dot products (|s| < ~5 here, error ~1e-6), exp and the
+    1/sum normalisation add a few ulp of relative error per weight, and the P.V sum over ~140
+    keys of unit-normal values adds ~1e-7 per term: 4e-6 absolute on outputs below 1 (seen:
+    <= 7e-7 AVX2, <= 2e-6 for the generic path's sequential sums). D = 72 exercises the 8-wide
+    column tail of P.V, D = 24 heads narrower than one 64-column block."""
+    prior, T, cap = 127, 13, 160
+    pk, pv = f32(prior, Hkv, D), f32(prior, Hkv, D)
+    q, k, v = f32(T + 3, H, D), f32(T + 3, Hkv, D), f32(T + 3, Hkv, D)
+    keys, vals = np.concatenate([pk, k]), np.concatenate([pv, v])
+    want = attention64(q, keys, vals, np.arange(prior + T + 3), np.arange(prior, prior + T + 3), 0)
+    K.force_generic(generic)
+    try:
+        got = attention_calls(q, k, v, pk, pv, cap, [T, 1, 1, 1])
+    finally:
+        K.force_generic(False)
+    assert np.abs(got - want).max() < 4e-6
+
+
+@pytest.mark.parametrize("generic", [False, True])
+def test_attention_rows_independent_of_call_split(generic: bool) -> None:
+    """A row's output is bit-identical whether it shares its call with 12 other rows, is cut
+    into uneven calls, or runs alone (frame by frame == batch), on a linear cache and a ring."""
+    H, Hkv, D, prior, T = 8, 4, 64, 61, 21
+    pk, pv = f32(prior, Hkv, D), f32(prior, Hkv, D)
+    q, k, v = f32(T, H, D), f32(T, Hkv, D), f32(T, Hkv, D)
+    K.force_generic(generic)
+    try:
+        whole = attention_calls(q, k, v, pk, pv, 96, [T])
+        for sizes in ([1] * T, [13, 8], [3, 9, 1, 8]):
+            assert np.array_equal(attention_calls(q, k, v, pk, pv, 96, sizes), whole)
+        ring = attention_calls(q, k, v, pk[:0], pv[:0], 19, [T], context=19)
+        assert np.array_equal(attention_calls(q, k, v, pk[:0], pv[:0], 19, [1] * T, 19), ring)
+    finally:
+        K.force_generic(False)
+
+
+@pytest.mark.parametrize("Hkv", [16, 4])
+def test_attention_two_threads_is_bit_identical(Hkv: int) -> None:
+    """threads=2 splits a large prefill's heads over two threads (13 rows x 16 heads over ~150
+    keys of 64 is above the threshold): each (row, head) is computed exactly as on one."""
+    H, D, prior, T = 16, 64, 140, 13
+    pk, pv = f32(prior, Hkv, D), f32(prior, Hkv, D)
+    q, k, v = f32(T, H, D), f32(T, Hkv, D), f32(T, Hkv, D)
+    one = attention_calls(q, k, v, pk, pv, 160, [T])
+    two = attention_calls(q, k, v, pk, pv, 160, [T], threads=2)
+    assert np.array_equal(one, two)
+    assert np.array_equal(attention_calls(q, k, v, pk, pv, 160, [1] * T), two)
+
+
 def test_attention_overflow_is_an_error() -> None:
     ck = np.zeros((3, 1, 8), np.float32)
     with pytest.raises(ValueError, match="overflow"):
