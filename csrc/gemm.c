@@ -115,7 +115,15 @@ TARGET static inline __attribute__((always_inline)) void tile(float *out, const 
         __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
         __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
         int i = 0;
+        /* Compact weights are prefetched non-temporally 2 KiB ahead (one line per two panel
+         * rows at most): read once per frame, they then stop evicting the decoder thread's
+         * working set from L3. Measured: lone fp16 step 12.2 -> 10.6 ms, int8 8.4 -> 6.6 ms,
+         * a pipelined fp16 frame 14-16 -> 12-14 ms; float32 showed no gain, so it is left to
+         * the hardware prefetcher. A prefetch past the last panel cannot fault. */
+        const char *pb = (const char *)pp;
+        const size_t rb = dtype == PT_I8 ? PT_PANEL : 2 * PT_PANEL;
         for (; i + 2 <= k; i += 2) {
+            if (dtype != PT_F32) _mm_prefetch(pb + (size_t)i * rb + 2048, _MM_HINT_NTA);
             load16(pp, i, dtype, &w0, &w1);
             __m256 xb = _mm256_broadcast_ss(x + i);
             b0 = _mm256_fmadd_ps(xb, w0, b0);
