@@ -58,6 +58,10 @@ cdef const float *_packed(list keep, object w2d, bint nn) except NULL:
     return <const float *>cnp.PyArray_DATA(out)
 
 
+#: Codec matrix storage -> (gemm.h dtype code, numpy element type of the panels).
+_CODEC_STORAGE = {"float32": (PT_F32, np.float32), "float16": (PT_F16, np.uint16)}
+
+
 cdef int _set_matrix(PtMatrix *m, list keep, object w, str storage="float32",
                      int out=-1, int n_in=-1) except -1:
     """Bind a weight for y = x w^T: either w[out, in] float32, packed here into panels stored
@@ -72,10 +76,10 @@ cdef int _set_matrix(PtMatrix *m, list keep, object w, str storage="float32",
     if w.ndim == 3:
         if w.shape[2] != PT_PANEL or out <= 0 or w.shape[0] * PT_PANEL < out:
             raise ValueError(f"packed weight {w.shape} does not hold {out} rows of panels")
-        if w.dtype == np.float32:
-            m.dtype = PT_F32
-        elif w.dtype == np.uint16:
-            m.dtype = PT_F16
+        for code, np_dtype in _CODEC_STORAGE.values():
+            if w.dtype == np_dtype:
+                m.dtype = code
+                break
         else:
             raise ValueError(f"packed codec weights are float32 or float16, not {w.dtype}")
         packed = np.ascontiguousarray(w)
@@ -84,21 +88,17 @@ cdef int _set_matrix(PtMatrix *m, list keep, object w, str storage="float32",
         keep.append(packed)
         m.data = cnp.PyArray_DATA(packed)
         return 0
+    if storage not in _CODEC_STORAGE:
+        raise ValueError(f"codec matrices are stored as float32 or float16, not {storage!r}")
     m.out = w.shape[0]
     m.n_in = w.shape[1]
-    if storage == "float32":
-        m.data = _packed(keep, w, False)
-        m.dtype = PT_F32
-        return 0
-    if storage != "float16":
-        raise ValueError(f"codec matrices are stored as float32 or float16, not {storage!r}")
+    m.dtype, np_dtype = _CODEC_STORAGE[storage]
     a = np.ascontiguousarray(w, dtype=np.float32)
-    packed = np.empty(pt_packed_size(m.out, m.n_in), np.uint16)
+    packed = np.empty(pt_packed_size(m.out, m.n_in), np_dtype)
     pt_pack_weights(cnp.PyArray_DATA(packed), NULL, <const float *>cnp.PyArray_DATA(a), m.out,
-                    m.n_in, PT_F16)
+                    m.n_in, m.dtype)
     keep.append(packed)
     m.data = cnp.PyArray_DATA(packed)
-    m.dtype = PT_F16
     return 0
 
 

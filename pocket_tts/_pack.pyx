@@ -44,10 +44,14 @@ def pack_weights(const float[:, ::1] w, object dst, object scale, str dtype):
         pt_pack_weights(d, sp, src, out, n_in, code)
 
 
-def to_half_bits(const float[::1] x, str dtype):
-    """float32 -> float16 or bfloat16 bit patterns (uint16), as the packer converts them."""
-    cdef cnp.ndarray out = np.empty(x.shape[0], np.uint16)
+def to_half_bits(const float[::1] x, str dtype, out=None):
+    """float32 -> float16 or bfloat16 bit patterns (uint16), as the packer converts them;
+    written into ``out`` (uint16, same length) when given, else into a new array."""
+    if out is None:
+        out = np.empty(x.shape[0], np.uint16)
     cdef unsigned short[::1] o = out
+    if o.shape[0] != x.shape[0]:
+        raise ValueError("out must have the length of x")
     cdef Py_ssize_t i
     cdef bint f16 = dtype == "float16"
     if not f16 and dtype != "bfloat16":

@@ -428,7 +428,8 @@ class TTSModel:
         share = _cores_available() >= 2
         abandon = threading.Event()
         # The first frame is decoded on both cores while the flow LM waits (time to first
-        # audio); afterwards the two stages run side by side, one core each.
+        # audio); afterwards the two stages run side by side, one core each, the decoder's
+        # core joining the flow LM's products whenever it waits (see progress above).
         first_decoded = threading.Event()
 
         text_embeddings = lm.embed_tokens(state, tokens)

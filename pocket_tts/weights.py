@@ -304,7 +304,7 @@ def _half_table(f32: np.ndarray) -> np.ndarray:
     from ._native import _pack
 
     dst = aligned_empty(f32.shape, np.uint16)
-    dst.reshape(-1)[:] = _pack.to_half_bits(f32.reshape(-1), "float16")
+    _pack.to_half_bits(f32.reshape(-1), "float16", dst.reshape(-1))
     return dst
 
 

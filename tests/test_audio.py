@@ -118,6 +118,19 @@ def _soundfile_shim(root: Path) -> Path:
     return shim
 
 
+#: (source rate, target rate) pairs: the reference resamples them in the golden run, and
+#: test_resample_parity compares ours to each.
+RESAMPLE_CASES = [
+    (16000, 24000),
+    (44100, 24000),
+    (48000, 24000),
+    (22050, 24000),
+    (8000, 24000),
+    (24000, 16000),
+    (11025, 24000),
+    (96000, 24000),
+]
+
 EOP_CASES = {
     # id: (array builder, sample rate)
     "eop_trailing_silence": (
@@ -199,16 +212,7 @@ def golden(audio_files, tmp_path_factory):
     )
 
     rng = np.random.default_rng(42)
-    for src, dst in [
-        (16000, 24000),
-        (44100, 24000),
-        (48000, 24000),
-        (22050, 24000),
-        (8000, 24000),
-        (24000, 16000),
-        (11025, 24000),
-        (96000, 24000),
-    ]:
+    for src, dst in RESAMPLE_CASES:
         x = (0.3 * rng.standard_normal(int(src * 0.7))).astype(np.float32)
         items.append(
             {
@@ -343,19 +347,7 @@ def test_16bit_wav_uses_wave_module_like_reference(golden, audio_files, name):
     _assert_same(read_audio(audio_files[name])[0], arrays[f"readsf_{name}"])
 
 
-@pytest.mark.parametrize(
-    "src,dst",
-    [
-        (16000, 24000),
-        (44100, 24000),
-        (48000, 24000),
-        (22050, 24000),
-        (8000, 24000),
-        (24000, 16000),
-        (11025, 24000),
-        (96000, 24000),
-    ],
-)
+@pytest.mark.parametrize("src,dst", RESAMPLE_CASES)
 def test_resample_parity(golden, src, dst):
     arrays, meta, inputs = golden
     key = f"conv_{src}_{dst}"

@@ -312,6 +312,10 @@ def test_half_conversions_match_numpy() -> None:
         want16 = x.astype(np.float16).view(np.uint16)
     assert np.array_equal(_pack.to_half_bits(x, "float16"), want16)
     assert np.array_equal(_pack.to_half_bits(x, "bfloat16"), float32_to_bfloat16_bits(x))
+    out = np.zeros(len(x), np.uint16)
+    assert _pack.to_half_bits(x, "float16", out) is out and np.array_equal(out, want16)
+    with pytest.raises(ValueError, match="length"):
+        _pack.to_half_bits(x, "float16", np.zeros(len(x) - 1, np.uint16))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "int8"])
