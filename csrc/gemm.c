@@ -1,4 +1,5 @@
 #include <immintrin.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -67,7 +68,7 @@ static void gemm_generic(float *y, int ldy, const float *x, int ldx, const PtMat
 
 #define TARGET __attribute__((target("avx2,fma,f16c")))
 /* Rows of activations per block (a multiple of the 6-row tile). */
-#define PT_ROW_BLOCK 96
+#define PT_ROW_BLOCK 132
 
 /* The 16 weights of panel row i, widened to two fp32 vectors. */
 TARGET static inline __attribute__((always_inline)) void load16(const void *pp, size_t i,
@@ -285,6 +286,38 @@ PT_DEFINE_GEMM(gemm_avx2_f16, PT_F16, 2)
 PT_DEFINE_GEMM(gemm_avx2_bf16, PT_BF16, 2)
 PT_DEFINE_GEMM(gemm_avx2_i8, PT_I8, 1)
 
+/* Longest k of the one-column path (its weights gathered on the stack). */
+#define PT_COL1_MAX_K 1024
+
+/* A single output column (the SEANet's last conv, 64 channels -> 1): a 16-column panel would
+ * spend 15 of every 16 FMAs on zero padding. Each row is a dot product over k in a fixed order
+ * (4 x 8 lanes, then the lanes pairwise, then the tail), so a row does not depend on M. */
+TARGET static void gemm_avx2_col1_f32(float *y, int ldy, const float *x, int ldx,
+                                      const PtMatrix *w, int M, const float *bias, int acc) {
+    const int k = w->in;
+    float wc[PT_COL1_MAX_K] __attribute__((aligned(32)));
+    for (int i = 0; i < k; i++) wc[i] = ((const float *)w->data)[(size_t)i * PT_PANEL];
+    for (int r = 0; r < M; r++) {
+        const float *xr = x + (size_t)r * ldx;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int i = 0;
+        for (; i + 32 <= k; i += 32) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + i), _mm256_load_ps(wc + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + i + 8), _mm256_load_ps(wc + i + 8), a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + i + 16), _mm256_load_ps(wc + i + 16), a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + i + 24), _mm256_load_ps(wc + i + 24), a3);
+        }
+        for (; i + 8 <= k; i += 8)
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + i), _mm256_load_ps(wc + i), a0);
+        float l[8];
+        _mm256_storeu_ps(l, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        float v = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+        for (; i < k; i++) v = fmaf(xr[i], wc[i], v);
+        if (bias) v += bias[0];
+        y[(size_t)r * ldy] = acc ? y[(size_t)r * ldy] + v : v;
+    }
+}
+
 typedef struct {
     float *y;
     const float *x, *bias;
@@ -295,6 +328,10 @@ typedef struct {
 static void run_job(const GemmJob *j) {
     if (!pt_cpu_has_avx2()) {
         gemm_generic(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc, j->p_begin, j->p_end);
+        return;
+    }
+    if (j->w->out == 1 && j->w->dtype == PT_F32 && j->w->in <= PT_COL1_MAX_K) {
+        gemm_avx2_col1_f32(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc);
         return;
     }
     switch (j->w->dtype) {

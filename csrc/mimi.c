@@ -1,4 +1,6 @@
+#include <pthread.h>
 #include <string.h>
+#include "gemm.h"
 #include "mimi.h"
 #include "mimi_transformer.h"
 
@@ -121,7 +123,7 @@ size_t pt_mimi_encoder_state_size(const PtMimiEncoder *m, int chunk_frames) {
 }
 
 typedef struct {
-    float *seanet, *d, *ts, *col;
+    float *seanet, *d[2], *ts, *col;
 } EncScratch;
 
 static size_t encoder_scratch_layout(const PtMimiEncoder *m, int cf, float *mem,
@@ -130,7 +132,10 @@ static size_t encoder_scratch_layout(const PtMimiEncoder *m, int cf, float *mem,
     int T = cf * m->stride; /* transformer tokens per chunk */
     EncScratch s;
     s.seanet = take(mem, &off, pt_seanet_encoder_scratch_size(&m->seanet, cf * m->frame_size));
-    s.d = take(mem, &off, (size_t)(pt_conv1d_history(&m->down) + T) * m->dim);
+    /* Two chunk slots (history rows of the downsample conv + T tokens): with two threads the
+     * SEANet fills one while the transformer works on the other. */
+    for (int i = 0; i < 2; i++)
+        s.d[i] = take(mem, &off, (size_t)(pt_conv1d_history(&m->down) + T) * m->dim);
     s.ts = take(mem, &off, pt_mimi_transformer_scratch_size(&m->tshape, T));
     s.col = take(mem, &off, pt_conv1d_col_size(&m->down, T));
     if (out) *out = s;
@@ -139,6 +144,71 @@ static size_t encoder_scratch_layout(const PtMimiEncoder *m, int cf, float *mem,
 
 size_t pt_mimi_encoder_scratch_size(const PtMimiEncoder *m, int chunk_frames) {
     return encoder_scratch_layout(m, chunk_frames, NULL, NULL);
+}
+
+/* The encoder as two stages over chunks: SEANet (audio -> tokens in a slot), then transformer
+ * + downsample (slot -> latents). With two threads the stages run side by side, the SEANet
+ * one chunk ahead (two slots), and the transformer's thread, whenever it waits for tokens,
+ * computes chunks of the SEANet's products (the shared slot of gemm.h; the SEANet is the
+ * larger stage). Every chunk goes through exactly the same calls as with one thread and a
+ * helped product is bit-identical, so the latents are too. */
+typedef struct {
+    const PtMimiEncoder *m;
+    const float *audio;
+    int n_frames, chunk_frames;
+    PtSEANetState *ss;
+    EncScratch *s;
+    int produced;                   /* chunks with tokens ready (pt_progress_store) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int consumed, failed;           /* slots released / abort (under mu) */
+} EncPipe;
+
+static int n_chunks(const EncPipe *p) {
+    return (p->n_frames + p->chunk_frames - 1) / p->chunk_frames;
+}
+
+static float *slot_tokens(const EncPipe *p, int c) {
+    return p->s->d[c % 2] + (size_t)pt_conv1d_history(&p->m->down) * p->m->dim;
+}
+
+static void encode_seanet(const EncPipe *p, int c) {
+    int f0 = c * p->chunk_frames;
+    int cf = p->n_frames - f0 < p->chunk_frames ? p->n_frames - f0 : p->chunk_frames;
+    pt_seanet_encoder_forward(&p->m->seanet, p->ss, p->audio + (size_t)f0 * p->m->frame_size,
+                              cf * p->m->frame_size, slot_tokens(p, c), p->s->seanet);
+}
+
+static int encode_tail(const EncPipe *p, int c, PtWindowKV *caches, PtConv1dState *ds,
+                       float *latents, int threads) {
+    const PtMimiEncoder *m = p->m;
+    int f0 = c * p->chunk_frames;
+    int cf = p->n_frames - f0 < p->chunk_frames ? p->n_frames - f0 : p->chunk_frames;
+    int T = cf * m->stride;
+    float *x = slot_tokens(p, c);
+    for (int l = 0; l < m->num_layers; l++)
+        if (pt_mimi_transformer_layer(&m->tshape, &m->layers[l], &caches[l], x, T, p->s->ts,
+                                      threads) != 0)
+            return -1;
+    pt_conv1d_forward(&m->down, ds, p->s->d[c % 2], T, latents + (size_t)f0 * m->inner,
+                      p->s->col, 0);
+    return 0;
+}
+
+static void *seanet_stage(void *arg) {
+    EncPipe *p = (EncPipe *)arg;
+    pt_gemm_set_threads(PT_GEMM_SHARED);
+    for (int c = 0; c < n_chunks(p); c++) {
+        pthread_mutex_lock(&p->mu);
+        while (c - p->consumed >= 2 && !p->failed) pthread_cond_wait(&p->cv, &p->mu);
+        int stop = p->failed;
+        pthread_mutex_unlock(&p->mu);
+        if (stop) break;
+        encode_seanet(p, c);
+        pt_progress_store(&p->produced, c + 1);
+    }
+    pt_progress_store(&p->produced, 1 << 30); /* done: the helper stops waiting */
+    return NULL;
 }
 
 int pt_mimi_encode(const PtMimiEncoder *m, const float *audio, int n_frames, int chunk_frames,
@@ -155,19 +225,38 @@ int pt_mimi_encode(const PtMimiEncoder *m, const float *audio, int n_frames, int
     pt_conv1d_reset(&m->down, &ds);
     EncScratch s;
     encoder_scratch_layout(m, chunk_frames, scratch, &s);
-    const int P = pt_conv1d_history(&m->down);
-    for (int f0 = 0; f0 < n_frames; f0 += chunk_frames) {
-        int cf = n_frames - f0 < chunk_frames ? n_frames - f0 : chunk_frames;
-        int T = cf * m->stride;
-        float *x = s.d + (size_t)P * m->dim;
-        pt_seanet_encoder_forward(&m->seanet, &ss, audio + (size_t)f0 * m->frame_size,
-                                  cf * m->frame_size, x, s.seanet);
-        for (int l = 0; l < m->num_layers; l++) {
-            if (pt_mimi_transformer_layer(&m->tshape, &m->layers[l], &caches[l], x, T, s.ts,
-                                          threads) != 0)
-                return -1;
+    EncPipe p = {m, audio, n_frames, chunk_frames, &ss, &s, 0};
+    const int n = n_chunks(&p);
+    int rc = 0;
+    pthread_t th;
+    if (threads > 1 && n > 1 && pthread_mutex_init(&p.mu, NULL) == 0) {
+        if (pthread_cond_init(&p.cv, NULL) == 0) {
+            if (pthread_create(&th, NULL, seanet_stage, &p) == 0) {
+                /* Each stage owns one core, so the products run unsplit. */
+                int gemm_threads = pt_gemm_threads();
+                pt_gemm_set_threads(1);
+                for (int c = 0; c < n && rc == 0; c++) {
+                    pt_gemm_help_until(&p.produced, c + 1);
+                    rc = encode_tail(&p, c, caches, &ds, latents, 1);
+                    pthread_mutex_lock(&p.mu);
+                    p.consumed = c + 1;
+                    p.failed = rc != 0;
+                    pthread_cond_broadcast(&p.cv);
+                    pthread_mutex_unlock(&p.mu);
+                }
+                pthread_join(th, NULL);
+                pt_gemm_set_threads(gemm_threads);
+                pthread_cond_destroy(&p.cv);
+                pthread_mutex_destroy(&p.mu);
+                return rc;
+            }
+            pthread_cond_destroy(&p.cv);
         }
-        pt_conv1d_forward(&m->down, &ds, s.d, T, latents + (size_t)f0 * m->inner, s.col, 0);
+        pthread_mutex_destroy(&p.mu);
     }
-    return 0;
+    for (int c = 0; c < n && rc == 0; c++) {
+        encode_seanet(&p, c);
+        rc = encode_tail(&p, c, caches, &ds, latents, threads);
+    }
+    return rc;
 }

@@ -81,8 +81,10 @@ int pt_mimi_decode(const PtMimiDecoder *m, PtMimiDecoderState *st, const float *
 size_t pt_mimi_encoder_state_size(const PtMimiEncoder *m, int chunk_frames);
 size_t pt_mimi_encoder_scratch_size(const PtMimiEncoder *m, int chunk_frames);
 /* audio[n_frames * frame_size] -> latents[n_frames, inner]; caches: num_layers structs.
- * threads (1 or 2): the transformer's attention and GELU split over that many threads (the
- * GEMMs follow pt_gemm_set_threads). Returns 0 or -1 (KV-cache error). */
+ * threads 2: the SEANet runs on a second thread one chunk ahead of the transformer and the
+ * downsample (each stage on one core, products unsplit); threads 1: one after the other, the
+ * GEMMs following pt_gemm_set_threads. Bit-identical either way. Returns 0 or -1 (KV-cache
+ * error). */
 int pt_mimi_encode(const PtMimiEncoder *m, const float *audio, int n_frames, int chunk_frames,
                    float *latents, float *state_mem, PtWindowKV *caches, float *scratch,
                    int threads);

@@ -14,16 +14,25 @@ static int kv_capacity(const PtTransformerShape *s, int max_T) {
     return (cap + 7) & ~7;
 }
 
+/* Room for a tile's union of windows (<= context + QB - 1 slots) rounded up to 16-key blocks,
+ * and for a softmax's 8-lane tail past it. */
+int pt_window_scores_ld(int context) { return (context + PT_WINDOW_QUERY_TILE + 8 + 15) & ~15; }
+
+size_t pt_window_scores_floats(int context) {
+    return (size_t)PT_WINDOW_QUERY_TILE * pt_window_scores_ld(context);
+}
+
 size_t pt_window_kv_floats(const PtTransformerShape *s, int max_T) {
     size_t row = (size_t)s->num_kv_heads * s->head_dim, cap = (size_t)kv_capacity(s, max_T);
-    /* kt rows carry 8 extra columns: 8-wide score blocks may read up to 7 slots past the end. */
-    return row * (cap + 8) + row * cap + 16;
+    /* kt rows carry 16 extra columns: 16-key score blocks may read up to 15 slots past the end
+     * (never used: those lanes are masked out of every softmax). */
+    return row * (cap + 16) + row * cap + 16;
 }
 
 void pt_window_kv_bind(PtWindowKV *kv, const PtTransformerShape *s, int max_T, float *mem) {
     size_t row = (size_t)s->num_kv_heads * s->head_dim;
     kv->capacity = kv_capacity(s, max_T);
-    kv->ld = kv->capacity + 8;
+    kv->ld = kv->capacity + 16;
     kv->context = s->context;
     kv->kt = mem;
     kv->v = mem + row * (size_t)kv->ld;
@@ -39,9 +48,9 @@ size_t pt_mimi_transformer_scratch_size(const PtTransformerShape *s, int T) {
     size_t attn = (size_t)s->num_heads * s->head_dim;
     size_t qkv = attn + 2 * (size_t)s->num_kv_heads * s->head_dim;
     size_t wide = qkv > (size_t)s->ffn_dim ? qkv : (size_t)s->ffn_dim;
-    /* h [T,d] + wide [T, max(qkv, ffn)] + attn_out [T, attn] + scores per thread */
+    /* h [T,d] + wide [T, max(qkv, ffn)] + attn_out [T, attn] + scores for two threads */
     return (size_t)T * s->d_model + (size_t)T * wide + (size_t)T * attn +
-           2 * ((size_t)s->context + 16) + 64;
+           2 * pt_window_scores_floats(s->context) + 64;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -65,7 +74,7 @@ typedef struct {
     float *out;          /* [T, H * D] */
     int t0, t1;          /* queries [t0, t1) */
     int64_t pos0;        /* position of query 0 */
-    float *scores;       /* >= context + 8 floats */
+    float *scores;       /* pt_window_scores_floats(context) floats */
 } AttnJob;
 
 /* Query t attends to positions [max(0, p - context + 1), p], p = pos0 + t: n keys from slot s0. */
@@ -111,85 +120,132 @@ static void attn_generic(const AttnJob *j) {
 }
 
 #ifdef PT_HAVE_X86
-/* Scores: keys across lanes, 64 keys (8 accumulators) per sweep over d, then 8 at a time; each
- * lane sums q[d] k[d] over d in order, whatever block it falls in. */
+/* A tile of up to PT_WINDOW_QUERY_TILE consecutive queries reads each head's keys and values
+ * (about 68 KB each at context 250: past L1, and all heads together past L2) once for the whole
+ * tile, in blocks that stay in L1 while every group of QB queries (the register tile) uses
+ * them. Consecutive queries' windows overlap in all but a few slots. */
+#define QB 4
+
+/* Scores of nq <= QB queries on 16 union slots of one head: sc[i * ldsc] = scale *
+ * sum_d q_i[d] kt[d], each lane summed over d in order from 0, so a score does not depend on
+ * the tile it is computed in. */
+TARGET static inline void score_block(float *sc, size_t ldsc, const float *const *qh, int nq,
+                                      const float *kt, size_t ld, int D, __m256 vscale) {
+    __m256 a[QB][2];
+#pragma GCC unroll 4
+    for (int i = 0; i < QB; i++) a[i][0] = a[i][1] = _mm256_setzero_ps();
+    for (int d = 0; d < D; d++) {
+        const float *kr = kt + (size_t)d * ld;
+        __m256 k0 = _mm256_loadu_ps(kr), k1 = _mm256_loadu_ps(kr + 8);
+#pragma GCC unroll 4
+        for (int i = 0; i < QB; i++) {
+            if (i < nq) {
+                __m256 qb = _mm256_broadcast_ss(qh[i] + d);
+                a[i][0] = _mm256_fmadd_ps(qb, k0, a[i][0]);
+                a[i][1] = _mm256_fmadd_ps(qb, k1, a[i][1]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < QB; i++) {
+        if (i < nq) {
+            _mm256_storeu_ps(sc + i * ldsc, _mm256_mul_ps(a[i][0], vscale));
+            _mm256_storeu_ps(sc + i * ldsc + 8, _mm256_mul_ps(a[i][1], vscale));
+        }
+    }
+}
+
+/* Softmax of one query's n scores in place (row + off = its window), then its weights
+ * w_k = e_k / sum over the tile's union row, zero outside [off, off + n). Sums run in 8-lane
+ * blocks from the window's own start, as for a query alone. */
+TARGET static inline void window_softmax(float *row, int off, int n, int un) {
+    float *sc = row + off;
+    const int nb = (n + 7) & ~7;
+    for (int k = n; k < nb; k++) sc[k] = -INFINITY; /* lanes past the window: weight 0 */
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    for (int k = 0; k < nb; k += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(sc + k));
+    float m8[8];
+    _mm256_storeu_ps(m8, mx);
+    float m = m8[0];
+    for (int i = 1; i < 8; i++) m = m8[i] > m ? m8[i] : m;
+    __m256 vm = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
+    for (int k = 0; k < nb; k += 8) {
+        __m256 e = pt_exp_neg8(_mm256_sub_ps(_mm256_loadu_ps(sc + k), vm));
+        _mm256_storeu_ps(sc + k, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    float s8[8];
+    _mm256_storeu_ps(s8, sum);
+    const float inv = 1.0f / (((s8[0] + s8[1]) + (s8[2] + s8[3])) +
+                              ((s8[4] + s8[5]) + (s8[6] + s8[7])));
+    for (int k = 0; k < off; k++) row[k] = 0.0f;
+    for (int k = 0; k < n; k++) sc[k] *= inv;
+    for (int k = off + n; k < un; k++) row[k] = 0.0f;
+}
+
+/* out_i[d0 .. d0 + 8 NV) = sum over union slots k (in order) of w_i[k] v[k]. Slots outside a
+ * query's window carry weight 0, and fma(0, v, a) == a, so each output equals the sum over its
+ * own window alone. */
+TARGET static inline void value_block(float *const *oh, int nq, const float *w, size_t ldw,
+                                      const float *v, size_t row, int un, int d0, const int NV) {
+    __m256 a[QB][2];
+#pragma GCC unroll 4
+    for (int i = 0; i < QB; i++) a[i][0] = a[i][1] = _mm256_setzero_ps();
+    for (int k = 0; k < un; k++) {
+        const float *vr = v + (size_t)k * row + d0;
+        __m256 v0 = _mm256_loadu_ps(vr), v1 = NV > 1 ? _mm256_loadu_ps(vr + 8) : v0;
+#pragma GCC unroll 4
+        for (int i = 0; i < QB; i++) {
+            if (i < nq) {
+                __m256 wb = _mm256_broadcast_ss(w + i * ldw + k);
+                a[i][0] = _mm256_fmadd_ps(wb, v0, a[i][0]);
+                if (NV > 1) a[i][1] = _mm256_fmadd_ps(wb, v1, a[i][1]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < QB; i++) {
+        if (i < nq) {
+            _mm256_storeu_ps(oh[i] + d0, a[i][0]);
+            if (NV > 1) _mm256_storeu_ps(oh[i] + d0 + 8, a[i][1]);
+        }
+    }
+}
+
+/* Tiles of consecutive queries: for each head, scores over the union of their windows, a
+ * per-query softmax, then P.V over the union. Every output is bit-identical to attending that
+ * query alone (see score_block / value_block), so tiling, chunking and thread splits change
+ * nothing. D % 8 == 0. */
 TARGET static void attn_avx2(const AttnJob *j) {
     const int H = j->H, D = j->D, group = H / j->H_kv, ld = j->kv->ld;
-    const size_t row = (size_t)j->H_kv * D;
-    const float scale = 1.0f / sqrtf((float)D);
-    const __m256 vscale = _mm256_set1_ps(scale);
-    float *sc = j->scores;
-    for (int t = j->t0; t < j->t1; t++) {
-        int s0, n;
-        window(j, t, &s0, &n);
-        const int nb = (n + 7) & ~7;
+    const size_t row = (size_t)j->H_kv * D, ldsc = (size_t)pt_window_scores_ld(j->kv->context);
+    const __m256 vscale = _mm256_set1_ps(1.0f / sqrtf((float)D));
+    enum { QT = PT_WINDOW_QUERY_TILE };
+    for (int t0 = j->t0; t0 < j->t1; t0 += QT) {
+        const int nt = j->t1 - t0 < QT ? j->t1 - t0 : QT;
+        int s0[QT], n[QT];
+        for (int i = 0; i < nt; i++) window(j, t0 + i, &s0[i], &n[i]);
+        /* Windows only move forward: the union is [s0[0], s0[last] + n[last]). */
+        const int u0 = s0[0], un = s0[nt - 1] + n[nt - 1] - u0, nb = (un + 15) & ~15;
         for (int h = 0; h < H; h++) {
-            const float *qh = j->q + (size_t)t * j->q_stride + (size_t)h * D;
-            const float *kt = j->kv->kt + (size_t)(h / group) * D * ld + s0;
-            int k = 0;
-            for (; k + 64 <= nb; k += 64) {
-                __m256 a[8];
-#pragma GCC unroll 8
-                for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
-                for (int d = 0; d < D; d++) {
-                    __m256 qb = _mm256_broadcast_ss(qh + d);
-                    const float *kr = kt + (size_t)d * ld + k;
-#pragma GCC unroll 8
-                    for (int i = 0; i < 8; i++)
-                        a[i] = _mm256_fmadd_ps(qb, _mm256_loadu_ps(kr + 8 * i), a[i]);
-                }
-#pragma GCC unroll 8
-                for (int i = 0; i < 8; i++)
-                    _mm256_storeu_ps(sc + k + 8 * i, _mm256_mul_ps(a[i], vscale));
+            const float *qh[QT];
+            float *oh[QT];
+            for (int i = 0; i < nt; i++) {
+                qh[i] = j->q + (size_t)(t0 + i) * j->q_stride + (size_t)h * D;
+                oh[i] = j->out + (size_t)(t0 + i) * H * D + (size_t)h * D;
             }
-            for (; k < nb; k += 8) {
-                __m256 a = _mm256_setzero_ps();
-                for (int d = 0; d < D; d++)
-                    a = _mm256_fmadd_ps(_mm256_broadcast_ss(qh + d),
-                                        _mm256_loadu_ps(kt + (size_t)d * ld + k), a);
-                _mm256_storeu_ps(sc + k, _mm256_mul_ps(a, vscale));
-            }
-            for (k = n; k < nb; k++) sc[k] = -INFINITY; /* lanes past the window: weight 0 */
-            __m256 mx = _mm256_set1_ps(-INFINITY);
-            for (k = 0; k < nb; k += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(sc + k));
-            float m8[8];
-            _mm256_storeu_ps(m8, mx);
-            float m = m8[0];
-            for (int i = 1; i < 8; i++) m = m8[i] > m ? m8[i] : m;
-            __m256 vm = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
-            for (k = 0; k < nb; k += 8) {
-                __m256 e = pt_exp_neg8(_mm256_sub_ps(_mm256_loadu_ps(sc + k), vm));
-                _mm256_storeu_ps(sc + k, e);
-                sum = _mm256_add_ps(sum, e);
-            }
-            float s8[8];
-            _mm256_storeu_ps(s8, sum);
-            float inv = 1.0f / (((s8[0] + s8[1]) + (s8[2] + s8[3])) +
-                                ((s8[4] + s8[5]) + (s8[6] + s8[7])));
-            float *oh = j->out + (size_t)t * H * D + (size_t)h * D;
-            const float *v = j->kv->v + (size_t)s0 * row + (size_t)(h / group) * D;
-            if (D % 64 == 0) {
-                for (int d0 = 0; d0 < D; d0 += 64) {
-                    __m256 a[8];
-#pragma GCC unroll 8
-                    for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
-                    for (k = 0; k < n; k++) {
-                        __m256 w = _mm256_set1_ps(sc[k] * inv);
-                        const float *vr = v + (size_t)k * row + d0;
-#pragma GCC unroll 8
-                        for (int i = 0; i < 8; i++)
-                            a[i] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 8 * i), a[i]);
-                    }
-#pragma GCC unroll 8
-                    for (int i = 0; i < 8; i++) _mm256_storeu_ps(oh + d0 + 8 * i, a[i]);
-                }
-            } else {
-                for (int d = 0; d < D; d++) oh[d] = 0.0f;
-                for (k = 0; k < n; k++) {
-                    float w = sc[k] * inv;
-                    for (int d = 0; d < D; d++) oh[d] = fmaf(w, v[(size_t)k * row + d], oh[d]);
-                }
-            }
+            const float *kt = j->kv->kt + (size_t)(h / group) * D * ld + u0;
+            for (int k = 0; k < nb; k += 16) /* a 16-key block (D lines) serves all queries */
+                for (int g = 0; g < nt; g += QB)
+                    score_block(j->scores + g * ldsc + k, ldsc, qh + g,
+                                nt - g < QB ? nt - g : QB, kt + k, (size_t)ld, D, vscale);
+            for (int i = 0; i < nt; i++)
+                window_softmax(j->scores + i * ldsc, s0[i] - u0, n[i], un);
+            const float *v = j->kv->v + (size_t)u0 * row + (size_t)(h / group) * D;
+            for (int d0 = 0; d0 < D; d0 += 16) /* one column block of V serves all queries */
+                for (int g = 0; g < nt; g += QB)
+                    value_block(oh + g, nt - g < QB ? nt - g : QB, j->scores + g * ldsc, ldsc,
+                                v, row, un, d0, D - d0 >= 16 ? 2 : 1);
         }
     }
 }
@@ -252,7 +308,7 @@ int pt_window_attention(PtWindowKV *kv, const float *q, const float *k, const fl
     if (threads > 1 && T >= 2) {
         AttnJob other = job;
         job.t1 = other.t0 = T / 2;
-        other.scores = scores + kv->context + 16;
+        other.scores = scores + pt_window_scores_floats(kv->context);
         if (pthread_create(&th, NULL, attn_thread, &other) == 0) {
             run_attn(&job);
             pthread_join(th, NULL);

@@ -26,6 +26,12 @@ typedef struct {
     int64_t base;      /* position held by slot 0 */
 } PtWindowKV;
 
+/* Queries attended together (one pass over their shared keys and values). */
+#define PT_WINDOW_QUERY_TILE 16
+/* Score row stride and the score scratch floats of one attention thread. */
+int pt_window_scores_ld(int context);
+size_t pt_window_scores_floats(int context);
+
 /* Floats of one layer's window cache for calls of up to max_T tokens. */
 size_t pt_window_kv_floats(const PtTransformerShape *s, int max_T);
 /* Point kv into mem (pt_window_kv_floats floats) and reset it. */
@@ -36,7 +42,8 @@ void pt_window_kv_reset(PtWindowKV *kv);
 /* out[T, H*D] = attention of q[T, H, D] (rotated) over the window of each query after
  * appending k, v [T, H_kv, D] (rows q_stride / kv_stride apart) at positions offset..offset+T-1:
  * query p sees positions [max(0, p - context + 1), p]. Advances kv->offset.
- * scores: 2 * (context + 16) floats. threads 2 splits the queries over two threads.
+ * scores: 2 * pt_window_scores_floats(context) floats. threads 2 splits the queries over two
+ * threads.
  * Returns 0, or -1 when T exceeds what the cache was sized for. */
 int pt_window_attention(PtWindowKV *kv, const float *q, const float *k, const float *v, int T,
                         int H, int H_kv, int D, int q_stride, int kv_stride, float *out,

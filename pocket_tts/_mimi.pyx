@@ -538,7 +538,7 @@ def window_attention_stream(int context, list chunks, int threads=1):
     cdef cnp.ndarray mem = np.zeros(pt_window_kv_floats(&shape, max_T), np.float32)
     cdef PtWindowKV kv
     pt_window_kv_bind(&kv, &shape, max_T, _buf(mem))
-    cdef cnp.ndarray scores = np.zeros(2 * (context + 16), np.float32)
+    cdef cnp.ndarray scores = np.zeros(2 * pt_window_scores_floats(context), np.float32)
     cdef cnp.ndarray q, k, v, out
     cdef int T, rc
     cdef float *p[6]

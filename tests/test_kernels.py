@@ -238,7 +238,7 @@ def test_gemm_k_blocks_and_row_blocks_keep_rows_independent(dtype: str) -> None:
     bit-identical whatever call, tile or row block it lands in."""
     from pocket_tts.weights import pack_panels
 
-    out_f, in_f, T = 40, 1100, 110
+    out_f, in_f, T = 40, 1100, 150
     w, x = f32(out_f, in_f), f32(T, in_f)
     stored, exact, scale = stored_weights(w, dtype)
     packed = pack_panels(stored)
@@ -246,6 +246,22 @@ def test_gemm_k_blocks_and_row_blocks_keep_rows_independent(dtype: str) -> None:
     assert rel_err(got, x.astype(np.float64) @ exact.T) < 1e-5
     for n in (2, 7):
         parts = [K.gemm(x[t : t + n], packed, dtype, out_f, scale) for t in range(0, T, n)]
+        assert np.array_equal(np.concatenate(parts), got)
+
+
+@pytest.mark.parametrize("in_f", [3, 19, 192, 1024, 1025])
+def test_gemm_one_output_column(in_f: int) -> None:
+    """One output column (the SEANet's last conv) takes a dot-product path up to 1024 inputs
+    (the panel path beyond): within float32 accumulation error of float64, bias included, and
+    each row bit-identical whatever call it lands in (one-row calls too, unlike the panel
+    path's GEMV)."""
+    w, x, b = f32(1, in_f), f32(50, in_f), f32(1)
+    packed = K.pack_nt(w)
+    got = K.gemm_packed(x, packed, 1, b)
+    want = x.astype(np.float64) @ w.astype(np.float64).T + b
+    assert rel_err(got, want) < 2e-6
+    for n in (1, 7) if in_f <= 1024 else (5,):  # no one-row call left over
+        parts = [K.gemm_packed(x[t : t + n], packed, 1, b) for t in range(0, 50, n)]
         assert np.array_equal(np.concatenate(parts), got)
 
 
