@@ -378,8 +378,25 @@ static struct {
     _Atomic uint64_t ticket;
     _Atomic int done;
     GemmJob job;
-    int per_chunk; /* panels per chunk */
+    int per_chunk; /* panels per chunk (by_rows: 0) */
+    int by_rows;   /* chunks are row ranges, not panel ranges */
 } shared_slot;
+
+/* Few output panels but many rows (the SEANet's narrow convolutions, 32-64 outputs over
+ * hundreds of time steps): a product splits by rows instead. Rows are independent and every
+ * part keeps at least 6 rows (never one row alone, which would take the GEMV path), so a
+ * split product is bit-identical to one call. */
+static int split_rows(int panels, int M) { return panels < 8 && M >= 24; }
+
+/* Part i of n of a job split by rows. */
+static GemmJob row_part(const GemmJob *job, int i, int n) {
+    GemmJob j = *job;
+    int r0 = (int)((long long)i * job->M / n), r1 = (int)((long long)(i + 1) * job->M / n);
+    j.y += (size_t)r0 * job->ldy;
+    j.x += (size_t)r0 * job->ldx;
+    j.M = r1 - r0;
+    return j;
+}
 
 /* Claim and run one chunk of the posted product; 0 when none is left. */
 static int shared_claim_run(void) {
@@ -391,9 +408,13 @@ static int shared_claim_run(void) {
                                                   memory_order_acq_rel,
                                                   memory_order_acquire)) {
             GemmJob j = shared_slot.job;
-            j.p_begin += (int)next * shared_slot.per_chunk;
-            if (j.p_begin + shared_slot.per_chunk < j.p_end)
-                j.p_end = j.p_begin + shared_slot.per_chunk;
+            if (shared_slot.by_rows) {
+                j = row_part(&shared_slot.job, (int)next, (int)n);
+            } else {
+                j.p_begin += (int)next * shared_slot.per_chunk;
+                if (j.p_begin + shared_slot.per_chunk < j.p_end)
+                    j.p_end = j.p_begin + shared_slot.per_chunk;
+            }
             run_job(&j);
             atomic_fetch_add_explicit(&shared_slot.done, 1, memory_order_release);
             return 1;
@@ -406,10 +427,16 @@ static atomic_flag shared_posting = ATOMIC_FLAG_INIT;
 
 static void shared_gemm(const GemmJob *job, int panels) {
     /* ~32 chunks: small enough to balance, large enough that a claim costs nothing. */
+    int by_rows = split_rows(panels, job->M);
     int per = panels / 32 > 1 ? panels / 32 : 1, n = (panels + per - 1) / per;
+    if (by_rows) {
+        per = 0;
+        n = job->M / 6 < 32 ? job->M / 6 : 32;
+    }
     uint64_t gen = (atomic_load_explicit(&shared_slot.ticket, memory_order_relaxed) >> 32) + 1;
     shared_slot.job = *job;
     shared_slot.per_chunk = per;
+    shared_slot.by_rows = by_rows;
     atomic_store_explicit(&shared_slot.done, 0, memory_order_relaxed);
     atomic_store_explicit(&shared_slot.ticket, (gen << 32) | (uint64_t)n, memory_order_release);
     while (shared_claim_run()) {
@@ -442,23 +469,30 @@ void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int 
     if (M <= 0) return;
     int panels = (w->out + PT_PANEL - 1) / PT_PANEL;
     GemmJob job = {y, x, bias, w, ldy, ldx, M, accumulate, 0, panels};
-    if (gemm_shared && panels >= 2 && panels / 32 < 0xffff &&
+    const int by_rows = split_rows(panels, M);
+    if (gemm_shared && (panels >= 2 || by_rows) && panels / 32 < 0xffff &&
         !atomic_flag_test_and_set_explicit(&shared_posting, memory_order_acquire)) {
         shared_gemm(&job, panels);
         atomic_flag_clear_explicit(&shared_posting, memory_order_release);
         return;
     }
-    /* Output panels split between two threads: each output is computed exactly as alone. */
-    if (gemm_threads > 1 && panels >= 2 && (double)M * w->out * w->in >= (double)(1 << 21)) {
-        GemmJob other = job;
-        job.p_end = other.p_begin = panels / 2;
+    /* Output panels (or rows) split between two threads: each output is computed exactly as
+     * alone. */
+    if (gemm_threads > 1 && (panels >= 2 || by_rows) &&
+        (double)M * w->out * w->in >= (double)(1 << 21)) {
+        GemmJob mine = job, other = job;
+        if (by_rows) {
+            mine = row_part(&job, 0, 2);
+            other = row_part(&job, 1, 2);
+        } else {
+            mine.p_end = other.p_begin = panels / 2;
+        }
         pthread_t t;
         if (pthread_create(&t, NULL, job_thread, &other) == 0) {
-            run_job(&job);
+            run_job(&mine);
             pthread_join(t, NULL);
             return;
         }
-        job.p_end = panels;
     }
     run_job(&job);
 }

@@ -12,6 +12,7 @@ Packed weight layouts (made by :mod:`pocket_tts.mimi`): see csrc/conv.h.
 import numpy as np
 cimport numpy as cnp
 from gemm cimport PtMatrix, PT_F32, PT_F16, PT_PANEL, pt_packed_size, pt_pack_nt, pt_pack_nn, pt_gemm_set_threads
+from gemm cimport pt_gemm_help_until, pt_progress_store, PT_GEMM_SHARED
 from pack cimport pt_pack_weights
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
@@ -340,7 +341,8 @@ cdef class MimiKernel:
     def decode(self, MimiDecoderState state, const float[:, ::1] latents, float[::1] out,
                int threads=1):
         """latents[n, ldim] (de-normalised) -> out[n * frame_size]; advances the stream.
-        Large products are split over ``threads`` (<= 2) threads (bit-identical output)."""
+        Large products are split over ``threads`` (<= 2) threads, or with :data:`SHARED`
+        offered in chunks to a thread in :func:`help_until` (bit-identical output)."""
         if state.kernel is not self:
             raise ValueError("decoder state belongs to another model")
         cdef int n = latents.shape[0]
@@ -395,6 +397,25 @@ cdef class MimiKernel:
         if rc != 0:
             raise RuntimeError("Mimi encoder KV-cache error")
         return out
+
+
+#: ``decode(threads=SHARED)``: offer every product to a thread waiting in :func:`help_until`
+#: (this module's own slot: each extension links its own copy of the GEMM kernels).
+SHARED = PT_GEMM_SHARED
+
+
+def help_until(int[::1] progress, int target):
+    """Spin on this core, computing chunks of the products a ``decode(threads=SHARED)`` posts,
+    until ``progress[0] >= target`` (set with :func:`progress_store`): the flow-LM thread while
+    the first frame is decoded."""
+    with nogil:
+        pt_gemm_help_until(&progress[0], target)
+
+
+def progress_store(int[::1] progress, int value):
+    """``progress[0] = value`` with release ordering: what :func:`help_until` waits for."""
+    with nogil:
+        pt_progress_store(&progress[0], value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import hub
-from ._native import _flow_lm
+from ._native import _flow_lm, _mimi
 from .audio import _is_safetensors_source
 from .config import CONFIGS_DIR, Config, load_config
 from .flow_lm import FlowLM, FlowLMState
@@ -428,9 +428,11 @@ class TTSModel:
         share = _cores_available() >= 2
         abandon = threading.Event()
         # The first frame is decoded on both cores while the flow LM waits (time to first
-        # audio); afterwards the two stages run side by side, one core each, the decoder's
-        # core joining the flow LM's products whenever it waits (see progress above).
-        first_decoded = threading.Event()
+        # audio): with two cores the flow-LM thread computes chunks of the decoder's products
+        # until first_decoded[0] is set, else it sleeps on the event (both are set on every way
+        # out, see finally). Afterwards the two stages run side by side, one core each, the
+        # decoder's core joining the flow LM's products whenever it waits (see progress above).
+        first_decoded = _FirstFrame()
 
         text_embeddings = lm.embed_tokens(state, tokens)
         self._skip_noise(1)  # the reference's text prefill draws one noise vector too
@@ -488,7 +490,8 @@ class TTSModel:
                 np.multiply(latents[a:b], self._emb_std, out=mimi_in[a:b])
                 np.add(mimi_in[a:b], self._emb_mean, out=mimi_in[a:b])
                 out = audio[a * self.mimi.frame_size : b * self.mimi.frame_size]
-                self.mimi.decode(decoder, mimi_in[a:b], out, threads=2 if a == 0 else 1)
+                threads = (_mimi.SHARED if share else 2) if a == 0 else 1
+                self.mimi.decode(decoder, mimi_in[a:b], out, threads=threads)
                 if a == 0:
                     first_decoded.set()
                     n = min(len(fade), len(out))
@@ -497,6 +500,7 @@ class TTSModel:
                 yield out
         finally:
             abandon.set()
+            first_decoded.set()  # never leave the flow LM waiting
             worker.join()
         if not copy_state and voice is not None:
             voice.kv = np.ascontiguousarray(state.kv[:, :, : state.offset])
@@ -513,12 +517,14 @@ class TTSModel:
         stop: threading.Event,
         abandon: threading.Event,
         frames: queue.Queue,
-        first_decoded: threading.Event,
+        first_decoded: _FirstFrame,
         progress: np.ndarray | None = None,
     ) -> None:
         """The flow-LM loop (worker thread): frame ``step``'s latent goes to ``latents[step]``,
         then ``step`` to ``frames``. With ``progress`` the products are offered to the consumer
-        thread (``help_until``) and ``progress[0]`` counts the frames done."""
+        thread (``help_until``) and ``progress[0]`` counts the frames done. After frame 0 it
+        waits for the first frame's audio, helping with the decoder's products (two cores)
+        or sleeping."""
         lm = self.flow_lm
         x = np.full(lm.ldim, np.nan, np.float32)
         noise = np.empty(lm.ldim, np.float32)
@@ -562,13 +568,28 @@ class TTSModel:
             if progress is not None:
                 _flow_lm.progress_store(progress, step + 1)
             if step == 0:
-                while not first_decoded.wait(0.05):
+                if progress is not None:
+                    _mimi.help_until(first_decoded.progress, 1)
+                while not first_decoded.event.wait(0.05):
                     if stop.is_set() or abandon.is_set():
                         return
             x = latents[step]
         logger.warning(
             "Maximum generation length reached without EOS, this very often indicates an error."
         )
+
+
+class _FirstFrame:
+    """'The first frame is decoded', for the flow-LM thread to wait on: either helping with
+    the decoder's products (``_mimi.help_until(progress, 1)``) or sleeping on ``event``."""
+
+    def __init__(self) -> None:
+        self.progress = np.zeros(1, np.int32)
+        self.event = threading.Event()
+
+    def set(self) -> None:
+        _mimi.progress_store(self.progress, 1)
+        self.event.set()
 
 
 #: progress value meaning "the flow LM has returned" (help_until stops waiting).

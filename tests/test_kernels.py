@@ -282,6 +282,13 @@ def test_gemm_two_threads_is_bit_identical(dtype: str) -> None:
     one = K.gemm(x, packed, dtype, 1000, threads=1)
     two = K.gemm(x, packed, dtype, 1000, threads=2)
     assert np.array_equal(one, two)
+    # Few output panels and many rows (a SEANet conv) split by rows instead: 101 = 50 + 51.
+    w, x = f32(40, 600), f32(101, 600)
+    stored = w if dtype == "float32" else w.astype(np.float16).view(np.uint16)
+    packed = pack_panels(stored)
+    one = K.gemm(x, packed, dtype, 40, threads=1)
+    assert np.array_equal(K.gemm(x, packed, dtype, 40, threads=2), one)
+    assert np.array_equal(K.gemm(x[:50], packed, dtype, 40), one[:50])
 
 
 def _edge_values() -> np.ndarray:

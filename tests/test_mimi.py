@@ -10,6 +10,7 @@ the 2m decoder).
 
 from __future__ import annotations
 
+import threading
 import tracemalloc
 
 import numpy as np
@@ -127,6 +128,20 @@ def test_frame_by_frame_equals_batch_bit_for_bit(ckpt, mimi) -> None:
     two = mimi.new_decoder_state()
     mixed = [mimi.decode(two, z[:2], threads=2), mimi.decode(two, z[2:])]
     assert np.array_equal(np.concatenate(mixed), batch)
+    # Shared products, a second thread helping (as the flow-LM thread does for the first
+    # frame): same audio.
+    from pocket_tts import _mimi
+
+    shared = mimi.new_decoder_state()
+    done = np.zeros(1, np.int32)
+    helper = threading.Thread(target=_mimi.help_until, args=(done, 1))
+    helper.start()
+    try:
+        first = mimi.decode(shared, z[:2], threads=_mimi.SHARED)
+    finally:
+        _mimi.progress_store(done, 1)
+        helper.join()
+    assert np.array_equal(np.concatenate([first, mimi.decode(shared, z[2:])]), batch)
 
 
 def test_max_frames_per_call(mimi) -> None:
