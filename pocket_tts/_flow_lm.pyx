@@ -145,14 +145,6 @@ cdef class FlowLMState:
         """Positions written so far (the next token's position)."""
         return int(self.caches[0].offset) if self.num_layers else 0
 
-    def set_offset(self, int64_t offset):
-        """Set every layer's write offset (used when importing a voice state)."""
-        cdef int l
-        if offset < 0 or offset > self.capacity:
-            raise ValueError(f"offset {offset} outside the cache capacity {self.capacity}")
-        for l in range(self.num_layers):
-            self.caches[l].offset = offset
-
 
 
 cdef class FlowLMKernel:
@@ -278,16 +270,24 @@ cdef class FlowLMKernel:
                 self.ldim)
         self.m.head.final_b = _ptr(keep, w, f + "final_layer.linear.bias")
 
-    def new_state(self, int capacity, int max_prefill=512):
+    def new_state(self, int capacity, int max_prefill=512, prefix=None):
         """Allocate a stream state with KV caches of ``capacity`` positions and scratch for
-        prefill blocks of up to ``max_prefill`` positions."""
+        prefill blocks of up to ``max_prefill`` positions; ``prefix`` (KV ``[L, 2, n, H, D]``)
+        fills its first ``n`` positions. Positions not yet written hold NaN."""
         if capacity <= 0:
             raise ValueError("capacity must be positive")
+        cdef Py_ssize_t n_prefix = 0 if prefix is None else prefix.shape[2]
+        if n_prefix > capacity:
+            raise ValueError(f"capacity {capacity} < prefix {n_prefix}")
         cdef FlowLMState s = FlowLMState()
         s.capacity = capacity
         s.num_layers = self.num_layers
-        s.kv = np.full((self.num_layers, 2, capacity, self.num_kv_heads, self.head_dim),
-                       np.nan, dtype=np.float32)
+        # Written once: the prefix copied, the rest NaN (not NaN everywhere, then the prefix).
+        s.kv = np.empty((self.num_layers, 2, capacity, self.num_kv_heads, self.head_dim),
+                        dtype=np.float32)
+        if n_prefix:
+            s.kv[:, :, :n_prefix] = prefix
+        s.kv[:, :, n_prefix:] = np.nan
         s.caches = <PtKVCache *>malloc(self.num_layers * sizeof(PtKVCache))
         cdef cnp.ndarray kv = s.kv
         cdef float *base = <float *>cnp.PyArray_DATA(kv)
@@ -298,7 +298,7 @@ cdef class FlowLMKernel:
             s.caches[l].v = base + (2 * l + 1) * per
             s.caches[l].capacity = capacity
             s.caches[l].context = 0
-            s.caches[l].offset = 0
+            s.caches[l].offset = n_prefix
         cdef size_t n = pt_flow_lm_scratch_size(&self.m, max(max_prefill, 1), capacity)
         s.scratch_arr = np.zeros(n, dtype=np.float32)
         s.scratch = <float *>cnp.PyArray_DATA(<cnp.ndarray>s.scratch_arr)

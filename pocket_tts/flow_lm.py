@@ -71,9 +71,12 @@ class FlowLM:
         self.emb_mean = weights["flow_lm.emb_mean"]
         self.emb_std = weights["flow_lm.emb_std"]
 
-    def new_state(self, capacity: int, max_prefill: int = 512) -> FlowLMState:
-        """A fresh stream state whose KV caches hold ``capacity`` positions."""
-        return self.kernel.new_state(capacity, max_prefill)
+    def new_state(
+        self, capacity: int, max_prefill: int = 512, prefix: np.ndarray | None = None
+    ) -> FlowLMState:
+        """A fresh stream state whose KV caches hold ``capacity`` positions, the first ``n``
+        filled from ``prefix`` (a voice state's KV ``[L, 2, n, H_kv, D]``) when given."""
+        return self.kernel.new_state(capacity, max_prefill, prefix)
 
     def embed_tokens(self, state: FlowLMState, tokens: np.ndarray) -> np.ndarray:
         """Text-token embeddings ``[T, d_model]`` (lookup table, low-rank projection if any)."""

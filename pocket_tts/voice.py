@@ -92,10 +92,7 @@ class VoiceState:
         self.validate(flow_lm)
         if capacity < self.offset:
             raise ValueError(f"capacity {capacity} < voice prefix {self.offset}")
-        state = flow_lm.new_state(capacity, max_prefill=max_prefill)
-        state.kv[:, :, : self.offset] = self.kv[:, :, : self.offset]
-        state.set_offset(self.offset)
-        return state
+        return flow_lm.new_state(capacity, max_prefill, prefix=self.kv[:, :, : self.offset])
 
 
 def voice_state_from_audio(

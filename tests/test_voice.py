@@ -133,6 +133,23 @@ def test_import_legacy_and_longer_cache(random_checkpoint, tmp_path) -> None:
     assert v.offset == 5 and np.array_equal(v.kv, kv[:, :, :5])
 
 
+def test_flow_state_from_voice_prefix(random_checkpoint) -> None:
+    """A stream state built from a voice holds the voice's KV in its first positions, NaN
+    (never written) after them, and its write offset at the prefix."""
+    _, lm = models(*random_checkpoint("english_2m_2026-10"))
+    rng = np.random.default_rng(2)
+    kv = rng.standard_normal((lm.num_layers, 2, 7, lm.num_kv_heads, lm.head_dim)).astype(np.float32)
+    voice = VoiceState(kv, 7)
+    state = voice.to_flow_state(lm, 12)
+    assert state.offset == 7
+    assert np.array_equal(state.kv[:, :, :7], kv)
+    assert np.isnan(state.kv[:, :, 7:]).all()
+    with pytest.raises(ValueError, match="capacity"):
+        voice.to_flow_state(lm, 6)
+    with pytest.raises(ValueError, match="capacity 3 < prefix 7"):
+        lm.new_state(3, prefix=kv)
+
+
 def test_bad_voice_files(random_checkpoint, tmp_path) -> None:
     _, lm = models(*random_checkpoint("english_2m_2026-10"))
     _, big = models(*random_checkpoint("english_2026-10"))
