@@ -128,23 +128,7 @@ TARGET static inline __m256 hsum8x8(const __m256 *a) {
 /* sc[0, nb) (nb = n rounded up to 8, lanes >= n ignored) <- softmax weights. */
 TARGET static void softmax8(float *sc, int n) {
     const int nb = (n + 7) & ~7;
-    for (int j = n; j < nb; j++) sc[j] = -INFINITY; /* weight 0 */
-    __m256 mx = _mm256_set1_ps(-INFINITY);
-    for (int j = 0; j < nb; j += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(sc + j));
-    float m8[8];
-    _mm256_storeu_ps(m8, mx);
-    float m = m8[0];
-    for (int i = 1; i < 8; i++) m = m8[i] > m ? m8[i] : m;
-    __m256 vm = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
-    for (int j = 0; j < nb; j += 8) {
-        __m256 e = pt_exp_neg8(_mm256_sub_ps(_mm256_loadu_ps(sc + j), vm));
-        _mm256_storeu_ps(sc + j, e);
-        sum = _mm256_add_ps(sum, e);
-    }
-    float s8[8];
-    _mm256_storeu_ps(s8, sum);
-    const __m256 inv = _mm256_set1_ps(
-        1.0f / (((s8[0] + s8[1]) + (s8[2] + s8[3])) + ((s8[4] + s8[5]) + (s8[6] + s8[7]))));
+    const __m256 inv = _mm256_set1_ps(pt_softmax_exp8(sc, n));
     for (int j = 0; j < nb; j += 8)
         _mm256_storeu_ps(sc + j, _mm256_mul_ps(_mm256_loadu_ps(sc + j), inv));
 }

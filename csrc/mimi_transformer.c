@@ -160,24 +160,7 @@ TARGET static inline void score_block(float *sc, size_t ldsc, const float *const
  * blocks from the window's own start, as for a query alone. */
 TARGET static inline void window_softmax(float *row, int off, int n, int un) {
     float *sc = row + off;
-    const int nb = (n + 7) & ~7;
-    for (int k = n; k < nb; k++) sc[k] = -INFINITY; /* lanes past the window: weight 0 */
-    __m256 mx = _mm256_set1_ps(-INFINITY);
-    for (int k = 0; k < nb; k += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(sc + k));
-    float m8[8];
-    _mm256_storeu_ps(m8, mx);
-    float m = m8[0];
-    for (int i = 1; i < 8; i++) m = m8[i] > m ? m8[i] : m;
-    __m256 vm = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
-    for (int k = 0; k < nb; k += 8) {
-        __m256 e = pt_exp_neg8(_mm256_sub_ps(_mm256_loadu_ps(sc + k), vm));
-        _mm256_storeu_ps(sc + k, e);
-        sum = _mm256_add_ps(sum, e);
-    }
-    float s8[8];
-    _mm256_storeu_ps(s8, sum);
-    const float inv = 1.0f / (((s8[0] + s8[1]) + (s8[2] + s8[3])) +
-                              ((s8[4] + s8[5]) + (s8[6] + s8[7])));
+    const float inv = pt_softmax_exp8(sc, n);
     for (int k = 0; k < off; k++) row[k] = 0.0f;
     for (int k = 0; k < n; k++) sc[k] *= inv;
     for (int k = off + n; k < un; k++) row[k] = 0.0f;

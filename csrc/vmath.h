@@ -1,10 +1,11 @@
-/* AVX2/FMA vector exp / expm1 (ELU, GELU, softmax; header-only, static inline).
+/* AVX2/FMA vector exp / expm1 (ELU, GELU) and softmax (header-only, static inline).
  * Accurate to a few ulp (no crude approximations); callers compile them inside functions
  * carrying __attribute__((target("avx2,fma"))) and keep a libm fallback. */
 #ifndef PT_VMATH_H
 #define PT_VMATH_H
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include <math.h>
 #define PT_HAVE_X86 1
 
 /* Shared core of the exp functions below, for xc already clamped: x = n ln2 + r with
@@ -49,6 +50,30 @@ __attribute__((target("avx2,fma"))) static inline __m256 pt_exp_neg8(__m256 x) {
                               _mm256_set1_ps(1.0f)); /* e^r in [0.7, 1.42] */
     __m256 y = _mm256_mul_ps(er, scale);
     return _mm256_and_ps(y, _mm256_cmp_ps(x, lo, _CMP_GE_OQ));
+}
+
+/* The exponentials of a softmax over sc[0, n), in place, returning 1 / their sum: lanes
+ * [n, nb) (nb = n rounded up to 8) are set to -inf first (weight 0), the maximum and the sum run
+ * in 8-lane blocks from sc[0], then the lanes are summed pairwise. One order for every caller,
+ * so a row's weights depend only on its scores. */
+__attribute__((target("avx2,fma"))) static inline float pt_softmax_exp8(float *sc, int n) {
+    const int nb = (n + 7) & ~7;
+    for (int k = n; k < nb; k++) sc[k] = -INFINITY;
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    for (int k = 0; k < nb; k += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(sc + k));
+    float m8[8];
+    _mm256_storeu_ps(m8, mx);
+    float m = m8[0];
+    for (int i = 1; i < 8; i++) m = m8[i] > m ? m8[i] : m;
+    __m256 vm = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
+    for (int k = 0; k < nb; k += 8) {
+        __m256 e = pt_exp_neg8(_mm256_sub_ps(_mm256_loadu_ps(sc + k), vm));
+        _mm256_storeu_ps(sc + k, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    float s8[8];
+    _mm256_storeu_ps(s8, sum);
+    return 1.0f / (((s8[0] + s8[1]) + (s8[2] + s8[3])) + ((s8[4] + s8[5]) + (s8[6] + s8[7])));
 }
 #endif
 #endif
