@@ -172,19 +172,22 @@ static float *slot_tokens(const EncPipe *p, int c) {
     return p->s->d[c % 2] + (size_t)pt_conv1d_history(&p->m->down) * p->m->dim;
 }
 
+/* Frames in chunk c (the last one may be short). */
+static int chunk_len(const EncPipe *p, int c) {
+    int left = p->n_frames - c * p->chunk_frames;
+    return left < p->chunk_frames ? left : p->chunk_frames;
+}
+
 static void encode_seanet(const EncPipe *p, int c) {
-    int f0 = c * p->chunk_frames;
-    int cf = p->n_frames - f0 < p->chunk_frames ? p->n_frames - f0 : p->chunk_frames;
-    pt_seanet_encoder_forward(&p->m->seanet, p->ss, p->audio + (size_t)f0 * p->m->frame_size,
-                              cf * p->m->frame_size, slot_tokens(p, c), p->s->seanet);
+    const float *x = p->audio + (size_t)c * p->chunk_frames * p->m->frame_size;
+    pt_seanet_encoder_forward(&p->m->seanet, p->ss, x, chunk_len(p, c) * p->m->frame_size,
+                              slot_tokens(p, c), p->s->seanet);
 }
 
 static int encode_tail(const EncPipe *p, int c, PtWindowKV *caches, PtConv1dState *ds,
                        float *latents, int threads) {
     const PtMimiEncoder *m = p->m;
-    int f0 = c * p->chunk_frames;
-    int cf = p->n_frames - f0 < p->chunk_frames ? p->n_frames - f0 : p->chunk_frames;
-    int T = cf * m->stride;
+    int f0 = c * p->chunk_frames, T = chunk_len(p, c) * m->stride;
     float *x = slot_tokens(p, c);
     for (int l = 0; l < m->num_layers; l++)
         if (pt_mimi_transformer_layer(&m->tshape, &m->layers[l], &caches[l], x, T, p->s->ts,
@@ -211,6 +214,39 @@ static void *seanet_stage(void *arg) {
     return NULL;
 }
 
+/* The stages on two threads: 0 or -1 (KV-cache error), or 1 when the second thread could not
+ * be started (nothing was computed). */
+static int encode_two_stages(EncPipe *p, PtWindowKV *caches, PtConv1dState *ds,
+                             float *latents) {
+    if (pthread_mutex_init(&p->mu, NULL) != 0) return 1;
+    if (pthread_cond_init(&p->cv, NULL) != 0) {
+        pthread_mutex_destroy(&p->mu);
+        return 1;
+    }
+    int rc = 1;
+    pthread_t th;
+    if (pthread_create(&th, NULL, seanet_stage, p) == 0) {
+        /* Each stage owns one core, so the products run unsplit. */
+        const int gemm_threads = pt_gemm_threads();
+        pt_gemm_set_threads(1);
+        rc = 0;
+        for (int c = 0; c < n_chunks(p) && rc == 0; c++) {
+            pt_gemm_help_until(&p->produced, c + 1);
+            rc = encode_tail(p, c, caches, ds, latents, 1);
+            pthread_mutex_lock(&p->mu);
+            p->consumed = c + 1;
+            p->failed = rc != 0;
+            pthread_cond_broadcast(&p->cv);
+            pthread_mutex_unlock(&p->mu);
+        }
+        pthread_join(th, NULL);
+        pt_gemm_set_threads(gemm_threads);
+    }
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    return rc;
+}
+
 int pt_mimi_encode(const PtMimiEncoder *m, const float *audio, int n_frames, int chunk_frames,
                    float *latents, float *state_mem, PtWindowKV *caches, float *scratch,
                    int threads) {
@@ -226,35 +262,10 @@ int pt_mimi_encode(const PtMimiEncoder *m, const float *audio, int n_frames, int
     EncScratch s;
     encoder_scratch_layout(m, chunk_frames, scratch, &s);
     EncPipe p = {m, audio, n_frames, chunk_frames, &ss, &s, 0};
-    const int n = n_chunks(&p);
-    int rc = 0;
-    pthread_t th;
-    if (threads > 1 && n > 1 && pthread_mutex_init(&p.mu, NULL) == 0) {
-        if (pthread_cond_init(&p.cv, NULL) == 0) {
-            if (pthread_create(&th, NULL, seanet_stage, &p) == 0) {
-                /* Each stage owns one core, so the products run unsplit. */
-                int gemm_threads = pt_gemm_threads();
-                pt_gemm_set_threads(1);
-                for (int c = 0; c < n && rc == 0; c++) {
-                    pt_gemm_help_until(&p.produced, c + 1);
-                    rc = encode_tail(&p, c, caches, &ds, latents, 1);
-                    pthread_mutex_lock(&p.mu);
-                    p.consumed = c + 1;
-                    p.failed = rc != 0;
-                    pthread_cond_broadcast(&p.cv);
-                    pthread_mutex_unlock(&p.mu);
-                }
-                pthread_join(th, NULL);
-                pt_gemm_set_threads(gemm_threads);
-                pthread_cond_destroy(&p.cv);
-                pthread_mutex_destroy(&p.mu);
-                return rc;
-            }
-            pthread_cond_destroy(&p.cv);
-        }
-        pthread_mutex_destroy(&p.mu);
-    }
-    for (int c = 0; c < n && rc == 0; c++) {
+    int rc = threads > 1 && n_chunks(&p) > 1 ? encode_two_stages(&p, caches, &ds, latents) : 1;
+    if (rc != 1) return rc;
+    rc = 0;
+    for (int c = 0; c < n_chunks(&p) && rc == 0; c++) {
         encode_seanet(&p, c);
         rc = encode_tail(&p, c, caches, &ds, latents, threads);
     }
