@@ -2,9 +2,10 @@
  * Mimi-specific kernels, leaving the flow LM's shared code untouched.
  *
  * - Context-window attention reads a linear KV window (PtWindowKV) instead of a ring: keys are
- *   stored transposed, one key per column, so a query's scores over its whole window are a
- *   vectorised axpy sweep (keys across lanes); all T new keys are written before any query
- *   attends, and the window is compacted to the front when the buffer fills up.
+ *   stored transposed, one key per column, so scores are vectorised with keys across lanes;
+ *   tiles of consecutive queries read each head's keys and values once (their windows
+ *   overlap); all T new keys are written before any query attends, and the window is
+ *   compacted to the front when the buffer fills up.
  * - The softmax exp is vectorised (AVX2/FMA, a few ulp of libm); GELU stays libm tanhf.
  * - With threads == 2 the attention queries and the GELU are split over two threads (the
  *   encoder; the GEMMs follow pt_gemm_set_threads).

@@ -12,7 +12,7 @@ Packed weight layouts (made by :mod:`pocket_tts.mimi`): see csrc/conv.h.
 import numpy as np
 cimport numpy as cnp
 from gemm cimport PtMatrix, PT_F32, PT_F16, PT_PANEL, pt_packed_size, pt_pack_nt, pt_pack_nn, pt_gemm_set_threads
-from gemm cimport pt_gemm_help_until, pt_progress_store, PT_GEMM_SHARED
+from gemm cimport pt_gemm_help_until, PT_GEMM_SHARED
 from pack cimport pt_pack_weights
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
@@ -406,16 +406,11 @@ SHARED = PT_GEMM_SHARED
 
 def help_until(int[::1] progress, int target):
     """Spin on this core, computing chunks of the products a ``decode(threads=SHARED)`` posts,
-    until ``progress[0] >= target`` (set with :func:`progress_store`): the flow-LM thread while
-    the first frame is decoded."""
+    until ``progress[0] >= target`` (set with ``_flow_lm.progress_store``, a plain release
+    store that serves either module's slot): the flow-LM thread while the first frame is
+    decoded."""
     with nogil:
         pt_gemm_help_until(&progress[0], target)
-
-
-def progress_store(int[::1] progress, int value):
-    """``progress[0] = value`` with release ordering: what :func:`help_until` waits for."""
-    with nogil:
-        pt_progress_store(&progress[0], value)
 
 
 # ---------------------------------------------------------------------------------------------

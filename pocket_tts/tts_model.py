@@ -429,8 +429,8 @@ class TTSModel:
         abandon = threading.Event()
         # The first frame is decoded on both cores while the flow LM waits (time to first
         # audio): with two cores the flow-LM thread computes chunks of the decoder's products
-        # until first_decoded[0] is set, else it sleeps on the event (both are set on every way
-        # out, see finally). Afterwards the two stages run side by side, one core each, the
+        # until first_decoded is set, else it sleeps until then (it is set on every way out,
+        # see finally). Afterwards the two stages run side by side, one core each, the
         # decoder's core joining the flow LM's products whenever it waits (see progress above).
         first_decoded = _FirstFrame()
 
@@ -588,7 +588,7 @@ class _FirstFrame:
         self.event = threading.Event()
 
     def set(self) -> None:
-        _mimi.progress_store(self.progress, 1)
+        _flow_lm.progress_store(self.progress, 1)
         self.event.set()
 
 
