@@ -150,7 +150,7 @@ def quality(yaml_path: Path, weights: Path, dtypes: list[str], frames: int = 40)
     from pocket_tts.config import load_config
     from pocket_tts.flow_lm import FlowLM
     from pocket_tts.mimi import Mimi
-    from pocket_tts.weights import load_weights
+    from pocket_tts.weights import load_weights, side_storage
 
     cfg = load_config(yaml_path)
     rng = np.random.default_rng(0)
@@ -160,7 +160,7 @@ def quality(yaml_path: Path, weights: Path, dtypes: list[str], frames: int = 40)
     outs = {}
     for dtype in ["float32", *[d for d in dtypes if d != "float32"]]:
         w = load_weights(cfg, weights, dtype=dtype)
-        lm, mimi = FlowLM(cfg, w, dtype=dtype), Mimi(cfg, w)
+        lm, mimi = FlowLM(cfg, w, dtype=dtype), Mimi(cfg, w, side_storage(dtype))
         st = lm.new_state(16 + frames + 2)
         lm.prefill(st, lm.embed_tokens(st, tokens))
         lat = np.zeros((frames, 32), np.float32)

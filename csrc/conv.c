@@ -48,7 +48,7 @@ void pt_conv1d_forward(const PtConv1d *c, PtConv1dState *s, float *xp, int T, fl
         }
         a = col;
     }
-    pt_gemm_packed(y, c->c_out, a, lda, c->wp, To, c->c_out, K * C, c->b, accumulate);
+    pt_gemm(y, c->c_out, a, lda, &c->w, To, c->b, accumulate);
     if (P > 0) memcpy(s->hist, xp + (size_t)T * C, (size_t)P * row);
 }
 
@@ -60,7 +60,7 @@ void pt_convtr1d_forward(const PtConvTr1d *c, float *hist, float *xp, int T, flo
     if (H > 0) memcpy(xp, hist, (size_t)H * C * sizeof(float));
     /* Row t of the stacked input [x[t-H], ..., x[t]] is the taps*C contiguous floats of xp
      * from row t: one GEMM over all taps reads xp in place (overlapping rows). */
-    pt_gemm_packed(y, N, xp, C, c->wp, T, N, c->taps * C, c->bn, 0);
+    pt_gemm(y, N, xp, C, &c->w, T, c->bn, 0);
     if (H > 0) memcpy(hist, xp + (size_t)T * C, (size_t)H * C * sizeof(float));
 }
 

@@ -25,13 +25,15 @@
 #ifndef PT_CONV_H
 #define PT_CONV_H
 #include <stddef.h>
+#include "gemm.h"
 
-/* Conv1d, groups = 1. Weight packed [c_out, kernel * c_in]: w[o, k*c_in + c] = torch w[o, c, k]. */
+/* Conv1d, groups = 1. Weight [c_out, kernel * c_in] with w[o, k*c_in + c] = torch w[o, c, k],
+ * packed in gemm.h panels (float32, or float16 for the large convs of compact models). */
 typedef struct {
     int c_in, c_out, kernel, stride, dilation;
     int replicate;   /* 1: replicate left padding (ConvDownsample1d); 0: zeros */
     const float *b;  /* [c_out] or NULL */
-    const float *wp; /* [c_out, kernel * c_in] packed by pt_pack_nt (gemm.h) */
+    PtMatrix w;      /* out = c_out, in = kernel * c_in */
 } PtConv1d;
 
 /* Streaming state of one Conv1d. */
@@ -40,14 +42,14 @@ typedef struct {
     int first;       /* no call yet (replicate padding still to apply) */
 } PtConv1dState;
 
-/* ConvTranspose1d, groups = 1. Weight packed [taps][c_in, stride * c_out] with
- * W_g[c, j*c_out + o] = torch w[c, o, g*stride + j] (zero where g*stride + j >= kernel). */
+/* ConvTranspose1d, groups = 1. Weight B [taps * c_in, stride * c_out] (y = x . B), row block i
+ * = W_{taps-1-i} (oldest input first), W_g[c, j*c_out + o] = torch w[c, o, g*stride + j] (zero
+ * where g*stride + j >= kernel); packed in gemm.h panels as the matrix B^T. */
 typedef struct {
     int c_in, c_out, kernel, stride;
     int taps;        /* ceil(kernel / stride) */
     const float *b;  /* [c_out] or NULL */
-    const float *wp; /* [taps * c_in, stride * c_out] packed by pt_pack_nn (gemm.h), row block i
-                      * = W_{taps-1-i} (oldest input first) */
+    PtMatrix w;      /* out = stride * c_out, in = taps * c_in */
     const float *bn; /* b repeated stride times [stride * c_out], or NULL */
 } PtConvTr1d;
 

@@ -1,10 +1,12 @@
+from gemm cimport PtMatrix
+
 # Declarations of csrc/conv.h (streaming Conv1d / ConvTranspose1d on time-major [T, C] rows).
 cdef extern from "conv.h" nogil:
     ctypedef struct PtConv1d:
         int c_in, c_out, kernel, stride, dilation
         int replicate
         const float *b
-        const float *wp
+        PtMatrix w
     ctypedef struct PtConv1dState:
         float *hist
         int first
@@ -12,7 +14,7 @@ cdef extern from "conv.h" nogil:
         int c_in, c_out, kernel, stride
         int taps
         const float *b
-        const float *wp
+        PtMatrix w
         const float *bn
     int pt_conv1d_history(const PtConv1d *c)
     size_t pt_conv1d_col_size(const PtConv1d *c, int T)

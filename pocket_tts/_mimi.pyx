@@ -11,7 +11,7 @@ Packed weight layouts (made by :mod:`pocket_tts.mimi`): see csrc/conv.h.
 
 import numpy as np
 cimport numpy as cnp
-from gemm cimport PtMatrix, PT_F32, PT_F16, PT_PANEL, pt_packed_size, pt_pack_nt, pt_pack_nn, pt_gemm_set_threads
+from gemm cimport PtMatrix, PT_F32, PT_F16, PT_PANEL, pt_packed_size, pt_gemm_set_threads
 from gemm cimport pt_gemm_help_until, PT_GEMM_SHARED
 from pack cimport pt_pack_weights
 from libc.stdlib cimport malloc, free
@@ -43,20 +43,6 @@ cdef const float *_fptr(list keep, object a, str what) except NULL:
         raise ValueError(f"{what}: empty array")
     keep.append(arr)
     return <const float *>cnp.PyArray_DATA(arr)
-
-
-cdef const float *_packed(list keep, object w2d, bint nn) except NULL:
-    """Pack a 2-D weight into gemm.h panels once: nn=False for w[n, k] (y = x w^T),
-    nn=True for b[k, n] (y = x b). The packed copy replaces the original for the kernels."""
-    cdef cnp.ndarray a = np.ascontiguousarray(w2d, dtype=np.float32)
-    cdef int r = a.shape[0], c = a.shape[1]
-    cdef cnp.ndarray out = np.empty(pt_packed_size(c if nn else r, r if nn else c), np.float32)
-    if nn:
-        pt_pack_nn(<float *>cnp.PyArray_DATA(out), <const float *>cnp.PyArray_DATA(a), r, c)
-    else:
-        pt_pack_nt(<float *>cnp.PyArray_DATA(out), <const float *>cnp.PyArray_DATA(a), r, c)
-    keep.append(out)
-    return <const float *>cnp.PyArray_DATA(out)
 
 
 #: Codec matrix storage -> (gemm.h dtype code, numpy element type of the panels).
@@ -123,7 +109,7 @@ cdef int _set_conv(PtConv1d *c, dict d, list keep, bint consume=False) except -1
         raise ValueError(f"conv: packed weight {d['w'].shape} != {(c.c_out, c.kernel * c.c_in)}")
     if d["w"].size == 0:
         raise ValueError("conv weight: empty array")
-    c.wp = _packed(keep, d["w"], False)
+    _set_matrix(&c.w, keep, d["w"], d.get("storage", "float32"), c.c_out, c.kernel * c.c_in)
     c.b = NULL if d["b"] is None else _fptr(keep, d["b"], "conv bias")
     if consume:  # the model's own spec: drop the unpacked weight now (peak memory at load)
         d["w"] = None
@@ -142,14 +128,10 @@ cdef int _set_convtr(PtConvTr1d *c, dict d, list keep, bint consume=False) excep
     if d["w"].size == 0:
         raise ValueError("convtr weight: empty array")
     cdef int N = c.stride * c.c_out
-    # Taps stacked oldest input first (row block i = tap taps-1-i), see csrc/conv.h.
-    cdef cnp.ndarray stack = np.ascontiguousarray(
-        np.asarray(d["w"], dtype=np.float32)[::-1].reshape(c.taps * c.c_in, N))
-    cdef cnp.ndarray flat = np.empty(pt_packed_size(N, c.taps * c.c_in), np.float32)
-    pt_pack_nn(<float *>cnp.PyArray_DATA(flat), <const float *>cnp.PyArray_DATA(stack),
-               c.taps * c.c_in, N)
-    keep.append(flat)
-    c.wp = <const float *>cnp.PyArray_DATA(flat)
+    # Taps stacked oldest input first (row block i = tap taps-1-i), see csrc/conv.h; packed as
+    # the [N, taps * c_in] matrix of y = x . stack.
+    stack = np.asarray(d["w"], dtype=np.float32)[::-1].reshape(c.taps * c.c_in, N)
+    _set_matrix(&c.w, keep, stack.T, d.get("storage", "float32"), N, c.taps * c.c_in)
     c.bn = NULL if d["b"] is None else _fptr(
         keep, np.tile(np.asarray(d["b"], dtype=np.float32), c.stride), "convtr bias")
     c.b = NULL if d["b"] is None else _fptr(keep, d["b"], "convtr bias")

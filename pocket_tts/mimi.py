@@ -127,6 +127,26 @@ def _transformer(w: dict, prefix: str, t: MimiTransformerConfig, storage: str) -
     )
 
 
+#: Convs with at least this many weights are stored like the transformers' matrices (float16
+#: in compact models): the low-rate convs, whose weights stream through the cache every frame.
+#: The small high-rate ones stay float32: there, widening would cost more than it saves.
+COMPACT_CONV_MIN_WEIGHTS = 1 << 18
+
+
+def _store_large_convs(convs: list[dict], storage: str) -> None:
+    for c in convs:
+        if c["w"].size >= COMPACT_CONV_MIN_WEIGHTS and c["c_out"] > 1:
+            c["storage"] = storage
+
+
+def _seanet_convs(seanet: dict) -> list[dict]:
+    convs = [seanet["first"], seanet["last"]]
+    for stage in seanet["stages"]:
+        convs += [stage[k] for k in ("up", "down") if k in stage]
+        convs += [c for pair in stage["res"] for c in pair]
+    return convs
+
+
 def _check_seanet(s: SEANetConfig, what: str) -> None:
     if s.pad_mode != "constant":
         raise NotImplementedError(f"{what}: pad_mode {s.pad_mode!r} (only 'constant' exists)")
@@ -136,7 +156,8 @@ def _check_seanet(s: SEANetConfig, what: str) -> None:
 
 def _specs(config: Config, w: dict, storage: str = "float32") -> tuple[dict, dict]:
     """Decoder and encoder specs (packed weights + shapes) for :class:`_mimi.MimiKernel`;
-    the transformers' matrices are stored as ``storage`` (float32 or float16)."""
+    the transformers' matrices and the large convs are stored as ``storage`` (float32 or
+    float16)."""
     m = config.mimi
     enc, dec = m.seanet, m.decoder_seanet or m.seanet
     _check_seanet(enc, "mimi.seanet")
@@ -212,6 +233,8 @@ def _specs(config: Config, w: dict, storage: str = "float32") -> tuple[dict, dic
         transformer=_transformer(w, "mimi.encoder_transformer.", m.transformer, storage),
         down=_conv(w, "mimi.downsample.conv.", stride=stride, replicate=True),
     )
+    _store_large_convs(_seanet_convs(decoder["seanet"]), storage)
+    _store_large_convs([*_seanet_convs(encoder["seanet"]), encoder["down"]], storage)
     return decoder, encoder
 
 
@@ -223,7 +246,7 @@ class Mimi:
     ) -> None:
         """Bind ``weights`` (TTSModel-layout float32 arrays, e.g. from
         :func:`pocket_tts.weights.load_weights`) for ``config``'s Mimi; the transformers'
-        matrices are kept as ``storage`` (``"float32"`` or ``"float16"``, see
+        matrices and large convs are kept as ``storage`` (``"float32"`` or ``"float16"``, see
         :func:`pocket_tts.weights.side_storage`)."""
         m = config.mimi
         if m.channels != 1:

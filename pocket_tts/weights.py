@@ -100,11 +100,10 @@ def head_storage(dtype: str) -> str:
 
 def side_storage(dtype: str) -> str:
     """Storage of the large weights outside the flow LM's per-frame stream, for a model loaded
-    in ``dtype``: the Mimi transformers' matrices (a quarter of the codec, streamed by every
-    decoded frame) and the text-embedding table. float32 for float32 models, float16 for every
-    compact dtype: the most precise 16-bit format, and these weights have no values beyond its
-    range. The codec's convolutions stay float32: they are compute-bound and on the decoder's
-    critical path."""
+    in ``dtype``: the Mimi transformers' matrices and large convs (streamed by every decoded
+    frame, see mimi.COMPACT_CONV_MIN_WEIGHTS) and the text-embedding table. float32 for float32
+    models, float16 for every compact dtype: the most precise 16-bit format, and these weights
+    have no values beyond its range."""
     return "float32" if dtype == "float32" else "float16"
 
 

@@ -213,6 +213,36 @@ def test_convtr1d_streaming_matches_twin(case) -> None:
     check(got, want.T, mag.T, c_in * -(-k // s))
 
 
+def test_float16_convs_match_twin(isa) -> None:
+    """Convs stored as float16 (the large codec convs of compact models): the kernel widens
+    each weight exactly and accumulates in float32, so against a float64 twin of the
+    fp16-rounded weights the float32 budget holds; against the float32 weights the error is
+    the weights' rounding (2^-11 relative)."""
+    rng = np.random.default_rng(16)
+    c_in, c_out, k, s, sizes = 24, 40, 8, 4, [8, 4, 20]
+    w = rng.standard_normal((c_out, c_in, k)).astype(np.float32) / np.sqrt(c_in * k)
+    b = rng.standard_normal(c_out).astype(np.float32)
+    x = rng.standard_normal((sum(sizes), c_in)).astype(np.float32)
+    w16 = w.astype(np.float16).astype(np.float64)
+    spec = dict(pack_conv1d(w, b, stride=s), storage="float16")
+    got = np.concatenate(_mimi.conv1d_stream(spec, chunks_of(x, sizes)))
+    want, mag = conv1d_twin(x.T.astype(np.float64), w16, b.astype(np.float64), s, 1, False, sizes)
+    check(got, want.T, mag.T, c_in * k)
+    want32, _ = conv1d_twin(x.T.astype(np.float64), w.astype(np.float64), b, s, 1, False, sizes)
+    assert not np.array_equal(want32, want)  # the rounding is real...
+    assert float(np.abs(got - want32.T).max()) <= 2.0**-10 * float(mag.max())  # ...and small
+
+    wt = rng.standard_normal((c_in, c_out, 12)).astype(np.float32) / np.sqrt(2 * c_in)
+    spec = dict(pack_convtr1d(wt, b, stride=6), storage="float16")
+    got = np.concatenate(_mimi.convtr1d_stream(spec, chunks_of(x, sizes)))
+    want, mag = convtr1d_twin(
+        x.T.astype(np.float64), wt.astype(np.float16).astype(np.float64), b, 6, sizes
+    )
+    check(got, want.T, mag.T, c_in * 2)
+    with pytest.raises(ValueError, match="float32 or float16"):
+        _mimi.conv1d_stream(dict(pack_conv1d(w, b), storage="int8"), [x])
+
+
 @pytest.mark.parametrize(
     "C,k,s,bias,sizes",
     [(16, 32, 16, False, [1, 1, 3, 1, 2]), (8, 5, 2, True, [3, 1, 4]), (4, 4, 4, False, [2, 1])],

@@ -62,18 +62,42 @@ def test_decoder_parity(ckpt, mimi) -> None:
     assert state.offsets == [FRAMES * mimi.steps_per_frame] * len(state.offsets)
 
 
-def test_float16_transformer_storage(ckpt) -> None:
-    """Compact models keep the Mimi transformers' matrices in float16 (weights.side_storage):
-    packed at load time or packed from float32 by Mimi itself, the same bits; decoded audio
-    and encoder latents stay close to the reference's float32 ones (budget: 1e-3 of the
-    signal's peak; fp16 rounds each weight by at most 2^-11 relative)."""
+def test_large_convs_follow_codec_storage(ckpt) -> None:
+    """In compact models the SEANet convs with >= COMPACT_CONV_MIN_WEIGHTS weights (the
+    low-rate ones, most of the convs' bytes) are stored as float16; the small high-rate ones
+    and the one-channel output conv stay float32; float32 models store every conv as float32."""
+    from pocket_tts.config import load_config
+    from pocket_tts.mimi import COMPACT_CONV_MIN_WEIGHTS, _seanet_convs, _specs
+    from pocket_tts.weights import load_weights
+
+    yaml_path, weights_path = ckpt
+    config = load_config(yaml_path)
+    for storage in ("float32", "float16"):
+        dec, enc = _specs(config, load_weights(config, weights_path), storage)
+        convs = _seanet_convs(dec["seanet"]) + _seanet_convs(enc["seanet"]) + [enc["down"]]
+        big = [c for c in convs if c["w"].size >= COMPACT_CONV_MIN_WEIGHTS and c["c_out"] > 1]
+        assert big and len(big) < len(convs)
+        for c in convs:
+            want = storage if any(c is b for b in big) else "float32"
+            assert c.get("storage", "float32") == want
+        if storage == "float16":
+            share = sum(c["w"].size for c in big) / sum(c["w"].size for c in convs)
+            assert share > 0.8, share
+
+
+def test_float16_codec_storage(ckpt) -> None:
+    """Compact models keep the Mimi transformers' matrices and the large SEANet convs in
+    float16 (weights.side_storage): transformer matrices packed at load time or packed from
+    float32 by Mimi itself, the same bits; decoded audio and encoder latents stay close to the
+    reference's float32 ones (budget: 1e-3 of the signal's peak; fp16 rounds each weight by at
+    most 2^-11 relative)."""
     from pocket_tts.config import load_config
     from pocket_tts.mimi import Mimi
     from pocket_tts.weights import is_packed_key, load_weights, unpack_panels
 
     yaml_path, weights_path = ckpt
     config = load_config(yaml_path)
-    loaded = Mimi(config, load_weights(config, weights_path, dtype="float16"))
+    loaded = Mimi(config, load_weights(config, weights_path, dtype="float16"), "float16")
 
     def unpacked() -> dict:  # float32 [out, in] matrices, as a caller's own dict holds them
         w = load_weights(config, weights_path)
