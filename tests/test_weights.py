@@ -426,6 +426,37 @@ def test_packed_cache_roundtrip(tmp_path, monkeypatch, small, dtype):
     assert np.array_equal(again[key], load_weights(cfg, path, dtype=dtype)[key])
 
 
+def test_packed_cache_parallel_read(tmp_path, monkeypatch, small):
+    """The cache is read in pieces on two threads: with tiny pieces (every tensor split, both
+    threads busy) the arrays are still exactly the packed ones; a read past the end of the
+    file or on a bad descriptor reports failure instead of returning half-filled arrays."""
+    from pocket_tts import weight_cache
+
+    monkeypatch.setenv("POCKET_TTS_CACHE_DIR", str(tmp_path / "cache"))
+    cfg, weights = small
+    path = tmp_path / "w.safetensors"
+    write_safetensors(path, weights)
+    fresh = load_weights(cfg, path, dtype="int8")
+    load_weights(cfg, path, dtype="int8", cache=True)
+    monkeypatch.setattr(weight_cache, "_READ_PIECE", 64)
+    got = load_weights(cfg, path, dtype="int8", cache=True)
+    for key, arr in fresh.items():
+        assert np.array_equal(got[key], arr), key
+    data = np.arange(1000, dtype=np.uint8)
+    (tmp_path / "raw").write_bytes(data.tobytes())
+    fd = os.open(tmp_path / "raw", os.O_RDONLY)
+    try:
+        dst = np.zeros(1000, np.uint8)
+        view = memoryview(dst)
+        pieces = [(view[i : i + 64], i) for i in range(0, 1000, 64)]
+        assert weight_cache._read_pieces(fd, pieces)
+        assert np.array_equal(dst, data)
+        assert not weight_cache._read_pieces(fd, [(view[:64], 990)])  # past the end
+    finally:
+        os.close(fd)
+    assert not weight_cache._read_pieces(fd, [(view[:64], 0)])  # closed descriptor
+
+
 @pytest.mark.parametrize(
     "damage", ["truncate", "garbage", "magic", "header", "missing_tensor", "shape"]
 )
