@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import queue
 import threading
 import time
@@ -26,7 +25,7 @@ from . import hub
 from ._native import _flow_lm, _mimi
 from .audio import _is_safetensors_source
 from .config import CONFIGS_DIR, Config, load_config
-from .flow_lm import FlowLM, FlowLMState
+from .flow_lm import FlowLM, FlowLMState, cores_available
 from .mimi import Mimi
 from .text import (
     TextChunk,
@@ -425,7 +424,7 @@ class TTSModel:
         # a latent it computes chunks of the LM's products (one core would otherwise idle;
         # the LM step is bandwidth-bound and two cores stream faster than one).
         progress = np.zeros(1, np.int32)
-        share = _cores_available() >= 2
+        share = cores_available() >= 2
         abandon = threading.Event()
         # The first frame is decoded on both cores while the flow LM waits (time to first
         # audio): with two cores the flow-LM thread computes chunks of the decoder's products
@@ -594,14 +593,6 @@ class _FirstFrame:
 
 #: progress value meaning "the flow LM has returned" (help_until stops waiting).
 _LM_FINISHED = 1 << 30
-
-
-def _cores_available() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _torch_linspace_0_1(steps: int) -> np.ndarray:

@@ -224,3 +224,28 @@ def test_shared_products_bit_identical(case) -> None:
     # Nobody helping: the poster computes every chunk itself, same bits.
     shared_alone = run(_flow_lm.SHARED, None)
     assert np.array_equal(shared_alone[0], alone[0])
+
+
+def test_prefill_on_two_cores_bit_identical(case, monkeypatch) -> None:
+    """FlowLM.prefill with a helper thread taking chunks of its products (two cores) writes
+    the same KV bits as on one core; a refused prefill still releases its helper thread."""
+    import threading
+
+    from pocket_tts import flow_lm
+
+    lm, g = case
+    cond = np.random.default_rng(4).standard_normal((40, lm.d_model)).astype(np.float32)
+
+    def kv(cores: int) -> np.ndarray:
+        monkeypatch.setattr(flow_lm, "cores_available", lambda: cores)
+        st = lm.new_state(len(cond), max_prefill=len(cond))
+        lm.prefill(st, cond)
+        assert st.offset == len(cond)
+        return st.kv[:, :, : st.offset].copy()
+
+    assert np.array_equal(kv(1), kv(2))
+    monkeypatch.setattr(flow_lm, "cores_available", lambda: 2)
+    before = threading.active_count()
+    with pytest.raises(ValueError, match="overflow"):
+        lm.prefill(lm.new_state(4), cond)
+    assert threading.active_count() == before
