@@ -426,18 +426,25 @@ def test_packed_cache_roundtrip(tmp_path, monkeypatch, small, dtype):
     assert np.array_equal(again[key], load_weights(cfg, path, dtype=dtype)[key])
 
 
+def _primed_cache(tmp_path, monkeypatch, small, dtype: str):
+    """(config, checkpoint path, its weights loaded without the cache), with the packed cache
+    of that checkpoint written to a private cache folder."""
+    monkeypatch.setenv("POCKET_TTS_CACHE_DIR", str(tmp_path / "cache"))
+    cfg, weights = small
+    path = tmp_path / "w.safetensors"
+    write_safetensors(path, weights)
+    fresh = load_weights(cfg, path, dtype=dtype)
+    load_weights(cfg, path, dtype=dtype, cache=True)
+    return cfg, path, fresh
+
+
 def test_packed_cache_parallel_read(tmp_path, monkeypatch, small):
     """The cache is read in pieces on two threads: with tiny pieces (every tensor split, both
     threads busy) the arrays are still exactly the packed ones; a read past the end of the
     file or on a bad descriptor reports failure instead of returning half-filled arrays."""
     from pocket_tts import weight_cache
 
-    monkeypatch.setenv("POCKET_TTS_CACHE_DIR", str(tmp_path / "cache"))
-    cfg, weights = small
-    path = tmp_path / "w.safetensors"
-    write_safetensors(path, weights)
-    fresh = load_weights(cfg, path, dtype="int8")
-    load_weights(cfg, path, dtype="int8", cache=True)
+    cfg, path, fresh = _primed_cache(tmp_path, monkeypatch, small, "int8")
     monkeypatch.setattr(weight_cache, "_READ_PIECE", 64)
     got = load_weights(cfg, path, dtype="int8", cache=True)
     for key, arr in fresh.items():
@@ -463,12 +470,7 @@ def test_packed_cache_parallel_read(tmp_path, monkeypatch, small):
 def test_packed_cache_damaged_file_is_rebuilt(tmp_path, monkeypatch, small, damage):
     import struct
 
-    monkeypatch.setenv("POCKET_TTS_CACHE_DIR", str(tmp_path / "cache"))
-    cfg, weights = small
-    path = tmp_path / "w.safetensors"
-    write_safetensors(path, weights)
-    fresh = load_weights(cfg, path, dtype="float16")
-    load_weights(cfg, path, dtype="float16", cache=True)
+    cfg, path, fresh = _primed_cache(tmp_path, monkeypatch, small, "float16")
     (cached,) = (tmp_path / "cache" / "packed").glob("*.bin")
     raw = bytearray(cached.read_bytes())
     n = struct.unpack("<Q", raw[8:16])[0]
