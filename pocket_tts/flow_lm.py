@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from ._native import _flow_lm
+from ._native import _flow_lm, _kernels
 from .config import Config
 from .weights import head_storage
 
@@ -79,6 +79,11 @@ class FlowLM:
             else None
         )
         self.speaker_proj = weights["flow_lm.speaker_proj_weight"]
+        # Projected by the engine's own GEMM, not numpy's: a BLAS call wakes a thread pool
+        # whose spinning workers then compete with the prefill that follows on both cores.
+        self._speaker_proj_panels = _kernels.pack_nt(
+            np.ascontiguousarray(self.speaker_proj, dtype=np.float32)
+        )
         self.emb_mean = weights["flow_lm.emb_mean"]
         self.emb_std = weights["flow_lm.emb_std"]
 
@@ -104,7 +109,13 @@ class FlowLM:
             raise ValueError(
                 f"voice latents must be [N, {self.speaker_proj.shape[1]}], got {latents.shape}"
             )
-        return self.voice_conditioning_from_embeddings(latents @ self.speaker_proj.T)
+        d = self.speaker_proj.shape[0]
+        projected = (
+            _kernels.gemm_packed(np.ascontiguousarray(latents), self._speaker_proj_panels, d)
+            if len(latents)
+            else np.empty((0, d), np.float32)
+        )
+        return self.voice_conditioning_from_embeddings(projected)
 
     def voice_conditioning_from_embeddings(self, cond: np.ndarray) -> np.ndarray:
         """Prepend the learned BOS row (when the config has one) to projected voice

@@ -249,3 +249,23 @@ def test_prefill_on_two_cores_bit_identical(case, monkeypatch) -> None:
     with pytest.raises(ValueError, match="overflow"):
         lm.prefill(lm.new_state(4), cond)
     assert threading.active_count() == before
+
+
+def test_voice_conditioning_matches_twin(case) -> None:
+    """The speaker projection runs on the engine's GEMM (not numpy's BLAS): against a float64
+    twin it is within a float32 dot-product budget, and no latents give only the BOS row."""
+    lm, _ = case
+    inner = lm.speaker_proj.shape[1]
+    x = np.random.default_rng(5).standard_normal((37, inner)).astype(np.float32)
+    got = lm.voice_conditioning(x)
+    w = lm.speaker_proj.astype(np.float64)
+    want = x.astype(np.float64) @ w.T
+    bos = 0 if lm.bos_before_voice is None else 1
+    assert got.shape == (37 + bos, lm.d_model)
+    budget = 8 * np.sqrt(inner) * 2.0**-24 * (np.abs(x).astype(np.float64) @ np.abs(w).T)
+    assert np.all(np.abs(got[bos:] - want) <= budget + 1e-30)
+    if bos:
+        assert np.array_equal(got[0], lm.bos_before_voice[0])
+    assert lm.voice_conditioning(x[:0]).shape == (bos, lm.d_model)
+    with pytest.raises(ValueError, match="voice latents"):
+        lm.voice_conditioning(x[:, :-1])
