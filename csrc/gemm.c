@@ -424,6 +424,9 @@ static int shared_claim_run(void) {
 
 /* One poster at a time (another stream's flow LM runs its products alone meanwhile). */
 static atomic_flag shared_posting = ATOMIC_FLAG_INIT;
+/* Threads in pt_gemm_help_until. With none, a shared product runs alone at once: posting it
+ * would only add the chunk claims (measured 2-7 % on a frame's products). */
+static _Atomic int shared_helpers;
 
 static void shared_gemm(const GemmJob *job, int panels) {
     /* ~32 chunks: small enough to balance, large enough that a claim costs nothing. */
@@ -447,6 +450,7 @@ static void shared_gemm(const GemmJob *job, int panels) {
 void pt_gemm_help_until(const int *progress, int target) {
     const _Atomic int *p = (const _Atomic int *)progress;
     unsigned idle = 0;
+    atomic_fetch_add_explicit(&shared_helpers, 1, memory_order_acq_rel);
     while (atomic_load_explicit(p, memory_order_acquire) < target) {
         if (shared_claim_run()) {
             idle = 0;
@@ -456,6 +460,7 @@ void pt_gemm_help_until(const int *progress, int target) {
             _mm_pause();
         }
     }
+    atomic_fetch_sub_explicit(&shared_helpers, 1, memory_order_release);
 }
 
 void pt_progress_store(int *progress, int value) {
@@ -471,6 +476,7 @@ void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int 
     GemmJob job = {y, x, bias, w, ldy, ldx, M, accumulate, 0, panels};
     const int by_rows = split_rows(panels, M);
     if (gemm_shared && (panels >= 2 || by_rows) && panels / 32 < 0xffff &&
+        atomic_load_explicit(&shared_helpers, memory_order_acquire) > 0 &&
         !atomic_flag_test_and_set_explicit(&shared_posting, memory_order_acquire)) {
         shared_gemm(&job, panels);
         atomic_flag_clear_explicit(&shared_posting, memory_order_release);
