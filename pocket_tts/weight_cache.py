@@ -2,13 +2,13 @@
 
 Packing converts and transposes every matrix the flow LM streams per frame (~300 MB in float32):
 most of a load's time. The packed form depends only on the checkpoint file and the storage
-dtype, so the first load writes it to ``<cache>/packed/<key>.bin`` and later loads read it
-straight into place (one ``preadv`` per matrix, no conversion). It is read, not memory-mapped,
-on purpose: fresh anonymous memory gets transparent huge pages, and the per-frame GEMV streams
-its weights markedly slower through a file mapping's 4 KB pages (TLB misses; measured 37 vs
-22 ms per fp32 frame). The file is replaced atomically, never rewritten in place. ``<key>``
-hashes the checkpoint's real path, size and mtime, the dtype, the tensor layout and this
-format's version: a changed checkpoint gets a new entry.
+dtype, so the first load writes it to ``<cache>/packed/<key>.bin`` (on a background thread)
+and later loads read it straight into place (``preadv`` on two threads, no conversion). It is
+read, not memory-mapped, on purpose: fresh anonymous memory gets transparent huge pages, and
+the per-frame GEMV streams its weights markedly slower through a file mapping's 4 KB pages (TLB
+misses; measured 37 vs 22 ms per fp32 frame). The file is replaced atomically, never rewritten
+in place. ``<key>`` hashes the checkpoint's real path, size and mtime, the dtype, the tensor
+layout and this format's version: a changed checkpoint gets a new entry.
 
 Set ``POCKET_TTS_PACKED_CACHE=0`` to disable it; the folder is ``$POCKET_TTS_CACHE_DIR/packed``
 (default ``~/.cache/pocket_tts/packed``). A missing, truncated or foreign file is ignored and
@@ -39,7 +39,13 @@ VERSION = 1
 _ALIGN = 64
 _DTYPES = {"float32": np.float32, "uint16": np.uint16, "int8": np.int8}
 
-__all__ = ["cache_file", "load_packed", "save_packed"]
+__all__ = [
+    "cache_file",
+    "load_packed",
+    "save_packed",
+    "save_packed_in_background",
+    "wait_for_saves",
+]
 
 
 def cache_file(
@@ -136,6 +142,36 @@ def _read_pieces(fd: int, pieces: list[tuple[memoryview, int]]) -> bool:
     work()
     helper.join()
     return not failed
+
+
+#: Background writes not yet joined (see save_packed_in_background).
+_pending: list[threading.Thread] = []
+_pending_lock = threading.Lock()
+
+
+def save_packed_in_background(path: Path, arrays: dict[str, np.ndarray]) -> threading.Thread:
+    """:func:`save_packed` on a thread of its own, so that a first load returns once the
+    weights are packed: writing ~340 MB (float32) can take seconds when the disk is busy
+    (measured 4.5 s here). The arrays are the model's own read-only weights, written as they
+    are (no copy). The thread is not a daemon: the interpreter waits for it at exit, so the
+    cache is complete for the next process (an interrupted write leaves no entry, only a
+    temp file)."""
+    thread = threading.Thread(
+        target=save_packed, args=(path, arrays), name="pocket-tts-cache-write", daemon=False
+    )
+    with _pending_lock:
+        _pending[:] = [t for t in _pending if t.is_alive()]
+        _pending.append(thread)
+    thread.start()
+    return thread
+
+
+def wait_for_saves() -> None:
+    """Block until every background cache write started so far has finished."""
+    with _pending_lock:
+        threads = list(_pending)
+    for t in threads:
+        t.join()
 
 
 def save_packed(path: Path, arrays: dict[str, np.ndarray]) -> None:

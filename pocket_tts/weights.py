@@ -235,8 +235,9 @@ def load_weights(
     in the file except the flow-LM transformer and flow-head matrices, packed in ``dtype`` (see
     :data:`STORAGE_DTYPES`), and the Mimi transformers' matrices, packed in
     :func:`side_storage`; each is converted on its own, so only the packed copy stays
-    resident. With ``cache``, the packed matrices come from (or are saved to) the cache of
-    :mod:`pocket_tts.weight_cache`.
+    resident. With ``cache``, the packed matrices come from the cache of
+    :mod:`pocket_tts.weight_cache`, or are saved to it by a background thread
+    (``weight_cache.wait_for_saves`` waits for it).
 
     Raises :class:`pocket_tts.safetensors.SafetensorsError` if the file is malformed, a single
     :class:`CheckpointError` naming every missing, unexpected, wrong-shape and wrong-dtype tensor
@@ -287,7 +288,7 @@ def load_weights(
             _read(f, key, file_dtype, dst)
             weights[key] = dst
     if cache_path is not None and cached is None:
-        weight_cache.save_packed(cache_path, {k: weights[k] for k in packed_layout})
+        weight_cache.save_packed_in_background(cache_path, {k: weights[k] for k in packed_layout})
     return weights
 
 

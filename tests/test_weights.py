@@ -14,6 +14,7 @@ import pytest
 import yaml
 from conftest import REPO, TOKENIZER_MODEL, run_reference
 
+from pocket_tts import weight_cache
 from pocket_tts.config import load_config
 from pocket_tts.layout import expected_tensors
 from pocket_tts.safetensors import (
@@ -404,6 +405,7 @@ def test_packed_cache_roundtrip(tmp_path, monkeypatch, small, dtype):
     write_safetensors(path, weights)
     fresh = load_weights(cfg, path, dtype=dtype)
     first = load_weights(cfg, path, dtype=dtype, cache=True)
+    weight_cache.wait_for_saves()
     files = list((tmp_path / "cache" / "packed").glob("*.bin"))
     assert len(files) == 1
     second = load_weights(cfg, path, dtype=dtype, cache=True)
@@ -422,8 +424,36 @@ def test_packed_cache_roundtrip(tmp_path, monkeypatch, small, dtype):
     write_safetensors(path, changed)
     os.utime(path, ns=(1, 1))
     again = load_weights(cfg, path, dtype=dtype, cache=True)
+    weight_cache.wait_for_saves()
     assert len(list((tmp_path / "cache" / "packed").glob("*.bin"))) == 2
     assert np.array_equal(again[key], load_weights(cfg, path, dtype=dtype)[key])
+
+
+def test_first_load_does_not_wait_for_the_cache_write(tmp_path, monkeypatch, small):
+    """The first load returns once the weights are packed; the cache file is written by a
+    background thread (held here until the load has returned), complete once it finishes."""
+    import threading
+
+    monkeypatch.setenv("POCKET_TTS_CACHE_DIR", str(tmp_path / "cache"))
+    cfg, weights = small
+    path = tmp_path / "w.safetensors"
+    write_safetensors(path, weights)
+    release = threading.Event()
+    real_save = weight_cache.save_packed
+
+    def held_save(*args):
+        assert release.wait(30)
+        real_save(*args)
+
+    monkeypatch.setattr(weight_cache, "save_packed", held_save)
+    first = load_weights(cfg, path, dtype="float16", cache=True)  # returns with the write held
+    assert not list((tmp_path / "cache").rglob("*.bin"))
+    release.set()
+    weight_cache.wait_for_saves()
+    assert len(list((tmp_path / "cache" / "packed").glob("*.bin"))) == 1
+    again = load_weights(cfg, path, dtype="float16", cache=True)
+    for key, arr in first.items():
+        assert np.array_equal(again[key], arr), key
 
 
 def _primed_cache(tmp_path, monkeypatch, small, dtype: str):
@@ -435,6 +465,7 @@ def _primed_cache(tmp_path, monkeypatch, small, dtype: str):
     write_safetensors(path, weights)
     fresh = load_weights(cfg, path, dtype=dtype)
     load_weights(cfg, path, dtype=dtype, cache=True)
+    weight_cache.wait_for_saves()
     return cfg, path, fresh
 
 
@@ -442,8 +473,6 @@ def test_packed_cache_parallel_read(tmp_path, monkeypatch, small):
     """The cache is read in pieces on two threads: with tiny pieces (every tensor split, both
     threads busy) the arrays are still exactly the packed ones; a read past the end of the
     file or on a bad descriptor reports failure instead of returning half-filled arrays."""
-    from pocket_tts import weight_cache
-
     cfg, path, fresh = _primed_cache(tmp_path, monkeypatch, small, "int8")
     monkeypatch.setattr(weight_cache, "_READ_PIECE", 64)
     got = load_weights(cfg, path, dtype="int8", cache=True)
@@ -496,6 +525,7 @@ def test_packed_cache_damaged_file_is_rebuilt(tmp_path, monkeypatch, small, dama
     got = load_weights(cfg, path, dtype="float16", cache=True)
     for key, arr in fresh.items():
         assert np.array_equal(got[key], arr), key
+    weight_cache.wait_for_saves()
     assert load_weights(cfg, path, dtype="float16", cache=True).keys() == fresh.keys()
     assert cached.stat().st_size > 1000  # rewritten whole
 
@@ -514,6 +544,7 @@ def test_packed_cache_disabled_or_unwritable(tmp_path, monkeypatch, small, caplo
     monkeypatch.setenv("POCKET_TTS_CACHE_DIR", str(blocker))
     with caplog.at_level("WARNING", logger="pocket_tts"):
         got = load_weights(cfg, path, cache=True)
+        weight_cache.wait_for_saves()
     assert "packed-weights cache" in caplog.text
     key = "flow_lm.transformer.layers.0.linear1.weight"
     assert np.array_equal(got[key], load_weights(cfg, path)[key])
