@@ -16,16 +16,6 @@ void pt_pack_nt(float *dst, const float *w, int out, int in) {
     pt_pack_weights(dst, NULL, w, out, in, PT_F32);
 }
 
-void pt_pack_nn(float *dst, const float *b, int in, int out) {
-    int panels = (out + PT_PANEL - 1) / PT_PANEL;
-    for (int p = 0; p < panels; p++)
-        for (int i = 0; i < in; i++)
-            for (int j = 0; j < PT_PANEL; j++) {
-                int o = p * PT_PANEL + j;
-                dst[((size_t)p * in + i) * PT_PANEL + j] = o < out ? b[(size_t)i * out + o] : 0.0f;
-            }
-}
-
 static inline float weight_at(const PtMatrix *w, size_t idx) {
     switch (w->dtype) {
     case PT_F16: return pt_f16_to_f32(((const uint16_t *)w->data)[idx]);

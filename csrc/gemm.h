@@ -32,8 +32,6 @@ typedef struct {
 size_t pt_packed_size(int out, int in);
 /* Pack float32 w[out, in] (y = x . w^T) into panels. */
 void pt_pack_nt(float *dst, const float *w, int out, int in);
-/* Pack float32 b[in, out] (y = x . b) into panels. */
-void pt_pack_nn(float *dst, const float *b, int in, int out);
 
 /* y[M, out] (row stride ldy) = x[M, in] (row stride ldx) . W^T (+ bias[out]);
  * accumulate: y += instead of y =. */
@@ -54,7 +52,7 @@ void pt_progress_store(int *progress, int value);
  * the same way. */
 int pt_gemm_threads(void);
 
-/* Float32 convenience: W given as float panels from pt_pack_nt / pt_pack_nn. */
+/* Float32 convenience: W given as float panels from pt_pack_nt. */
 void pt_gemm_packed(float *y, int ldy, const float *x, int ldx, const float *packed, int M,
                     int out, int in, const float *bias, int accumulate);
 

@@ -13,7 +13,6 @@ cdef extern from "gemm.h" nogil:
         int n_in "in"
     size_t pt_packed_size(int out, int n_in)
     void pt_pack_nt(float *dst, const float *w, int out, int n_in)
-    void pt_pack_nn(float *dst, const float *b, int n_in, int out)
     void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int M,
                  const float *bias, int accumulate)
     void pt_gemm_set_threads(int n)

@@ -122,7 +122,7 @@ def _read_pieces(fd: int, pieces: list[tuple[memoryview, int]]) -> bool:
 
     def work() -> None:
         try:
-            while todo and not failed:
+            while not failed:
                 try:
                     view, offset = todo.popleft()
                 except IndexError:
