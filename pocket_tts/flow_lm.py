@@ -1,6 +1,6 @@
 """Flow LM stage: text tokens and voice conditioning in, normalised latents (and EOS logits) out.
 
-A thin Python layer over the C kernels in ``csrc/flow_lm.c`` (driven by ``_flow_lm.pyx``): the
+A thin Python layer over the C kernels in ``csrc/flow_lm/`` (driven by ``_native.pyx``): the
 :class:`FlowLM` object is read-only and shared; every stream owns a :class:`FlowLMState`
 (KV caches sized once, scratch, noise generator)."""
 
@@ -11,11 +11,11 @@ import threading
 
 import numpy as np
 
-from ._native import _flow_lm, _kernels
+from . import _native
 from .config import Config
 from .weights import head_storage
 
-FlowLMState = _flow_lm.FlowLMState
+FlowLMState = _native.FlowLMState
 
 __all__ = ["FlowLM", "FlowLMState", "cores_available"]
 
@@ -48,7 +48,7 @@ class FlowLM:
         self.head_dim = attn_dim // tc.num_heads
         self.n_bins = fc.lookup_table.n_bins
         self.flow_type = fc.flow.type
-        self.kernel = _flow_lm.FlowLMKernel(
+        self.kernel = _native.FlowLMKernel(
             weights,
             num_heads=tc.num_heads,
             num_kv_heads=self.num_kv_heads,
@@ -81,7 +81,7 @@ class FlowLM:
         self.speaker_proj = weights["flow_lm.speaker_proj_weight"]
         # Projected by the engine's own GEMM, not numpy's: a BLAS call wakes a thread pool
         # whose spinning workers then compete with the prefill that follows on both cores.
-        self._speaker_proj_panels = _kernels.pack_nt(
+        self._speaker_proj_panels = _native.pack_nt(
             np.ascontiguousarray(self.speaker_proj, dtype=np.float32)
         )
         self.emb_mean = weights["flow_lm.emb_mean"]
@@ -111,7 +111,7 @@ class FlowLM:
             )
         d = self.speaker_proj.shape[0]
         projected = (
-            _kernels.gemm_packed(np.ascontiguousarray(latents), self._speaker_proj_panels, d)
+            _native.gemm_packed(np.ascontiguousarray(latents), self._speaker_proj_panels, d)
             if len(latents)
             else np.empty((0, d), np.float32)
         )
@@ -128,7 +128,7 @@ class FlowLM:
     def prefill(self, state: FlowLMState, embeddings: np.ndarray) -> None:
         """Append conditioning embeddings ``[T, d_model]`` to the state's KV caches, on both
         cores when there are two: a helper thread takes chunks of every product as it comes
-        free (``_flow_lm.SHARED``), which keeps both cores busy when one of them is slowed
+        free (``_native.SHARED``), which keeps both cores busy when one of them is slowed
         down, where a fixed half each waits for the slower one (bit-identical either way)."""
         x = np.array(embeddings, dtype=np.float32, order="C", copy=True)
         if cores_available() < 2:
@@ -136,13 +136,13 @@ class FlowLM:
             return
         done = np.zeros(1, np.int32)
         helper = threading.Thread(
-            target=_flow_lm.help_until, args=(done, 1), name="pocket-tts-prefill", daemon=True
+            target=_native.help_until, args=(done, 1), name="pocket-tts-prefill", daemon=True
         )
         helper.start()
         try:
-            self.kernel.prefill(state, x, _flow_lm.SHARED)
+            self.kernel.prefill(state, x, _native.SHARED)
         finally:
-            _flow_lm.progress_store(done, 1)
+            _native.progress_store(done, 1)
             helper.join()
 
     def step(
@@ -162,7 +162,7 @@ class FlowLM:
         ``prefix`` (conditioning embeddings ``[T, d_model]``) is prefilled in the same pass
         as the frame, which then reads the weights once instead of twice (a text chunk's first
         frame); ``threads=2`` splits the products over both cores (while the decoder idles);
-        ``threads=_flow_lm.SHARED`` offers them in chunks to a thread in ``_flow_lm.help_until``
+        ``threads=_native.SHARED`` offers them in chunks to a thread in ``_native.help_until``
         (the decoder thread while it waits for this frame). Every mode gives the same bits."""
         return self.kernel.step(
             state, latent_in, noise, steps, latent_out, cond_out, prefix, threads

@@ -1,7 +1,7 @@
 """Mimi codec: latents -> 24 kHz audio (streaming decoder) and audio -> latents (encoder).
 
 A thin Python layer over the C kernels in ``csrc/mimi.c`` / ``seanet.c`` / ``conv.c`` (driven
-by ``_mimi.pyx``). :class:`Mimi` is read-only and can be shared between streams; every decoding
+by ``_native.pyx``). :class:`Mimi` is read-only and can be shared between streams; every decoding
 stream owns a :class:`MimiDecoderState` that holds all of its memory (conv histories,
 KV windows of the ``context`` last positions, one frame of scratch), allocated once.
 
@@ -20,10 +20,10 @@ import math
 
 import numpy as np
 
-from ._native import _mimi
+from . import _native
 from .config import Config, MimiTransformerConfig, SEANetConfig
 
-MimiDecoderState = _mimi.MimiDecoderState
+MimiDecoderState = _native.MimiDecoderState
 
 __all__ = [
     "Mimi",
@@ -155,7 +155,7 @@ def _check_seanet(s: SEANetConfig, what: str) -> None:
 
 
 def _specs(config: Config, w: dict, storage: str = "float32") -> tuple[dict, dict]:
-    """Decoder and encoder specs (packed weights + shapes) for :class:`_mimi.MimiKernel`;
+    """Decoder and encoder specs (packed weights + shapes) for :class:`_native.MimiKernel`;
     the transformers' matrices and the large convs are stored as ``storage`` (float32 or
     float16)."""
     m = config.mimi
@@ -255,7 +255,7 @@ class Mimi:
         self.sample_rate: int = m.sample_rate
         self.frame_rate: float = m.frame_rate
         dec, enc = _specs(config, weights, storage)
-        self.kernel = _mimi.MimiKernel(dec, enc)
+        self.kernel = _native.MimiKernel(dec, enc)
         self.frame_size: int = self.kernel.frame_size
         #: Latent width the decoder takes (quantizer.dimension, 32).
         self.ldim: int = self.kernel.ldim

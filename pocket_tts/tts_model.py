@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import hub
-from ._native import _flow_lm, _mimi
+from . import _native, hub
 from .audio import _is_safetensors_source
 from .config import CONFIGS_DIR, Config, load_config
 from .flow_lm import FlowLM, FlowLMState, cores_available
@@ -106,7 +105,7 @@ class TTSModel:
             {k: weights.pop(k) for k in [k for k in weights if k.startswith("mimi.")]}
         )
         self.mimi = Mimi(config, mimi_weights, side_storage(dtype))
-        self._noise = _flow_lm.NoiseSource(
+        self._noise = _native.NoiseSource(
             seed if seed is not None else int.from_bytes(np.random.bytes(8), "little")
         )
         self._emb_std = np.ascontiguousarray(weights["flow_lm.emb_std"], dtype=np.float32)
@@ -454,7 +453,7 @@ class TTSModel:
                 frames.put(exc)
             finally:
                 frames.put(None)
-                _flow_lm.progress_store(progress, _LM_FINISHED)
+                _native.progress_store(progress, _LM_FINISHED)
 
         worker = threading.Thread(target=run_lm, name="pocket-tts-flow-lm", daemon=True)
         worker.start()
@@ -465,7 +464,7 @@ class TTSModel:
             finished = False
             while not finished:
                 if share and frames.empty():
-                    _flow_lm.help_until(progress, received + 1)
+                    _native.help_until(progress, received + 1)
                 item = frames.get()
                 n_new = 0
                 while True:
@@ -489,7 +488,7 @@ class TTSModel:
                 np.multiply(latents[a:b], self._emb_std, out=mimi_in[a:b])
                 np.add(mimi_in[a:b], self._emb_mean, out=mimi_in[a:b])
                 out = audio[a * self.mimi.frame_size : b * self.mimi.frame_size]
-                threads = (_mimi.SHARED if share else 2) if a == 0 else 1
+                threads = (_native.SHARED if share else 2) if a == 0 else 1
                 self.mimi.decode(decoder, mimi_in[a:b], out, threads=threads)
                 if a == 0:
                     first_decoded.set()
@@ -542,7 +541,7 @@ class TTSModel:
             # The text prefill rides along with the first frame (one pass over the weights,
             # on both cores: the decoder has nothing to do yet).
             first = step == 0
-            threads = _flow_lm.SHARED if progress is not None else (2 if first else 1)
+            threads = _native.SHARED if progress is not None else (2 if first else 1)
             eos = lm.step(
                 state,
                 x,
@@ -565,10 +564,10 @@ class TTSModel:
             stats["frames"] = step + 1
             frames.put(step)
             if progress is not None:
-                _flow_lm.progress_store(progress, step + 1)
+                _native.progress_store(progress, step + 1)
             if step == 0:
                 if progress is not None:
-                    _mimi.help_until(first_decoded.progress, 1)
+                    _native.help_until(first_decoded.progress, 1)
                 while not first_decoded.event.wait(0.05):
                     if stop.is_set() or abandon.is_set():
                         return
@@ -580,14 +579,14 @@ class TTSModel:
 
 class _FirstFrame:
     """'The first frame is decoded', for the flow-LM thread to wait on: either helping with
-    the decoder's products (``_mimi.help_until(progress, 1)``) or sleeping on ``event``."""
+    the decoder's products (``_native.help_until(progress, 1)``) or sleeping on ``event``."""
 
     def __init__(self) -> None:
         self.progress = np.zeros(1, np.int32)
         self.event = threading.Event()
 
     def set(self) -> None:
-        _flow_lm.progress_store(self.progress, 1)
+        _native.progress_store(self.progress, 1)
         self.event.set()
 
 

@@ -213,7 +213,7 @@ def unpack_panels(packed: np.ndarray, out: int) -> np.ndarray:
 
 def _store(weights: dict[str, np.ndarray], key: str, f32: np.ndarray, dtype: str) -> None:
     """Convert one float32 matrix to its packed storage (in C, one pass) into ``weights``."""
-    from ._native import _pack
+    from . import _native
 
     out, n_in = f32.shape
     panels = -(-out // PANEL)
@@ -221,7 +221,7 @@ def _store(weights: dict[str, np.ndarray], key: str, f32: np.ndarray, dtype: str
     scale = None
     if dtype == "int8":
         scale = weights[key + ".scale"] = aligned_empty(panels * PANEL, np.float32)
-    _pack.pack_weights(f32, dst, scale, dtype)
+    _native.pack_weights(f32, dst, scale, dtype)
     weights[key] = dst
 
 
@@ -301,10 +301,10 @@ def _storage_of(key: str, dtype: str) -> str:
 
 def _half_table(f32: np.ndarray) -> np.ndarray:
     """float32 ``[rows, dim]`` -> aligned float16 bits (uint16), rounded as the packer does."""
-    from ._native import _pack
+    from . import _native
 
     dst = aligned_empty(f32.shape, np.uint16)
-    _pack.to_half_bits(f32.reshape(-1), "float16", dst.reshape(-1))
+    _native.to_half_bits(f32.reshape(-1), "float16", dst.reshape(-1))
     return dst
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pocket_tts._native import _kernels as K
+from pocket_tts import _native as K
 
 RNG = np.random.default_rng(1234)
 
@@ -327,25 +327,25 @@ def _edge_values() -> np.ndarray:
 def test_half_conversions_match_numpy() -> None:
     """The packer's fp16 rounding is numpy's astype(float16) bit for bit (RNE, subnormals,
     overflow to inf, NaN payloads); bf16 is the reference conversion."""
-    from pocket_tts._native import _pack
+    from pocket_tts import _native
     from pocket_tts.safetensors import float32_to_bfloat16_bits
 
     x = _edge_values()
     with np.errstate(over="ignore"):
         want16 = x.astype(np.float16).view(np.uint16)
-    assert np.array_equal(_pack.to_half_bits(x, "float16"), want16)
-    assert np.array_equal(_pack.to_half_bits(x, "bfloat16"), float32_to_bfloat16_bits(x))
+    assert np.array_equal(_native.to_half_bits(x, "float16"), want16)
+    assert np.array_equal(_native.to_half_bits(x, "bfloat16"), float32_to_bfloat16_bits(x))
     out = np.zeros(len(x), np.uint16)
-    assert _pack.to_half_bits(x, "float16", out) is out and np.array_equal(out, want16)
+    assert _native.to_half_bits(x, "float16", out) is out and np.array_equal(out, want16)
     with pytest.raises(ValueError, match="length"):
-        _pack.to_half_bits(x, "float16", np.zeros(len(x) - 1, np.uint16))
+        _native.to_half_bits(x, "float16", np.zeros(len(x) - 1, np.uint16))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "int8"])
 @pytest.mark.parametrize("shape", [(70, 137), (32, 5), (1, 3)])
 def test_pack_weights_matches_numpy_twin(dtype: str, shape: tuple[int, int]) -> None:
     """C packing at load == numpy conversion + pack_panels, bit for bit."""
-    from pocket_tts._native import _pack
+    from pocket_tts import _native
     from pocket_tts.weights import pack_panels
 
     w = f32(*shape)
@@ -356,12 +356,12 @@ def test_pack_weights_matches_numpy_twin(dtype: str, shape: tuple[int, int]) -> 
     np_dtype = {"float32": np.float32, "int8": np.int8}.get(dtype, np.uint16)
     dst = np.full((panels, shape[1], 16), 7, np_dtype)
     scale = np.full(panels * 16, 7, np.float32) if dtype == "int8" else None
-    _pack.pack_weights(w, dst, scale, dtype)
+    _native.pack_weights(w, dst, scale, dtype)
     stored, _, want_scale = stored_weights(w, dtype)
     if dtype == "int8":  # the real scales, then zeros over the padded columns
         assert np.array_equal(scale, want_scale)
     assert np.array_equal(dst, pack_panels(stored))
     with pytest.raises(ValueError, match="dst must be"):
-        _pack.pack_weights(w, dst[:, :-1], scale, dtype)
+        _native.pack_weights(w, dst[:, :-1], scale, dtype)
     with pytest.raises(ValueError, match="unknown"):
-        _pack.pack_weights(w, dst, scale, "float64")
+        _native.pack_weights(w, dst, scale, "float64")

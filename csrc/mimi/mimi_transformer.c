@@ -54,15 +54,6 @@ size_t pt_mimi_transformer_scratch_size(const PtTransformerShape *s, int T) {
 }
 
 /* ---------------------------------------------------------------------------------------------
- * GELU(tanh)
- * ------------------------------------------------------------------------------------------- */
-
-/* libm tanhf, as the reference: a more exact vector form (v E / (1 + E), E = exp(-2|u|)) moved
- * the whole-pipeline parity (tests/test_tts_model.py) past its budget, since 1 + tanhf(u)
- * rounds differently in the negative tail. The encoder still splits it over two threads. */
-void pt_mimi_gelu_tanh(float *x, size_t n) { pt_gelu_tanh(x, n); }
-
-/* ---------------------------------------------------------------------------------------------
  * Window attention
  * ------------------------------------------------------------------------------------------- */
 
@@ -256,7 +247,7 @@ typedef struct {
 
 static void *gelu_thread(void *arg) {
     const GeluJob *g = (const GeluJob *)arg;
-    pt_mimi_gelu_tanh(g->x, g->n);
+    pt_gelu_tanh(g->x, g->n);
     return NULL;
 }
 
@@ -350,10 +341,10 @@ int pt_mimi_transformer_layer(const PtTransformerShape *s, const PtLayerWeights 
     GeluJob g = {big + half, n - half};
     pthread_t th;
     if (threads > 1 && half > 0 && pthread_create(&th, NULL, gelu_thread, &g) == 0) {
-        pt_mimi_gelu_tanh(big, half);
+        pt_gelu_tanh(big, half);
         pthread_join(th, NULL);
     } else {
-        pt_mimi_gelu_tanh(big, n);
+        pt_gelu_tanh(big, n);
     }
     pt_gemm(h, d, big, ff, &w->linear2, T, NULL, 0);
     add_scaled(x, h, w->scale2, T, d);

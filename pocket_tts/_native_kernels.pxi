@@ -1,25 +1,22 @@
-# cython: language_level=3
-"""Direct Python entry points to the individual C kernels in ``csrc/``, used by the tests to
-check each kernel against a float64 numpy twin. The engine itself calls the kernels from C."""
+# Shared kernels of csrc/common: the CPU dispatch switch, the shared-product thread modes, the
+# gemm.h storage tables, and direct entry points to single kernels. The tests check each kernel
+# against a float64 numpy twin through these; the package itself uses pack_nt / gemm_packed
+# (the speaker projection of a voice prompt).
 
-import numpy as np
-cimport numpy as cnp
 from libc.stdint cimport int64_t, int8_t
 
 from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
 from elementwise cimport pt_layer_norm, pt_rms_norm_unbiased, pt_gelu_tanh, pt_silu, pt_elu
-from flow_lm cimport PtKVCache
-from gemm cimport pt_gemm_set_threads
+from attention cimport (PtKVCache, pt_attention_scratch_size, pt_rope_freq, pt_rope,
+                        pt_attention)
+from gemm cimport PtMatrix, PT_F32, PT_F16, PT_BF16, PT_I8, PT_PANEL, pt_gemm
+from gemm cimport pt_packed_size, pt_pack_nt, pt_gemm_packed
+from gemm cimport pt_gemm_set_threads, pt_gemm_help_until, pt_progress_store, PT_GEMM_SHARED
 
-cdef extern from "attention.h" nogil:
-    size_t pt_attention_scratch_size(int capacity, int H)
-    float pt_rope_freq(int i, int D, float max_period)
-    void pt_rope(float *x, int T, int H, int D, int64_t pos0, float max_period)
-    int pt_attention(float *out, const float *q, const float *k, const float *v,
-                     PtKVCache *cache, int T, int H, int H_kv, int D, int q_stride,
-                     int kv_stride, float *scores)
-
-cnp.import_array()
+#: Storage dtype name -> gemm.h element code, and the numpy type of its panels.
+_STORAGE = {"float32": PT_F32, "float16": PT_F16, "bfloat16": PT_BF16, "int8": PT_I8}
+_STORAGE_NP = {"float32": np.float32, "float16": np.uint16, "bfloat16": np.uint16,
+               "int8": np.int8}
 
 
 def has_avx2():
@@ -30,6 +27,26 @@ def has_avx2():
 def force_generic(bint force):
     """Force the portable kernels (tests run both paths); False restores detection."""
     pt_cpu_force_generic(force)
+
+
+#: ``threads=SHARED`` (FlowLMKernel.step / prefill, MimiKernel.decode): offer every product
+#: in chunks to a thread waiting in :func:`help_until`.
+SHARED = PT_GEMM_SHARED
+
+
+def help_until(int[::1] progress, int target):
+    """Spin on this core, computing chunks of the products other threads post with
+    ``threads=SHARED``, until ``progress[0] >= target`` (set with :func:`progress_store`).
+    Only for a core that would otherwise idle: the decoder thread waiting for its next latent,
+    the flow-LM thread while the first frame is decoded."""
+    with nogil:
+        pt_gemm_help_until(&progress[0], target)
+
+
+def progress_store(int[::1] progress, int value):
+    """``progress[0] = value`` with release ordering: what :func:`help_until` waits for."""
+    with nogil:
+        pt_progress_store(&progress[0], value)
 
 
 def layer_norm(const float[:, ::1] x, object w=None, object b=None, float eps=1e-5):
@@ -126,11 +143,6 @@ def attention(const float[:, :, ::1] q, const float[:, :, ::1] k, const float[:,
     return np.asarray(out), c.offset
 
 
-from gemm cimport PtMatrix, PT_F32, PT_F16, PT_BF16, PT_I8, PT_PANEL, pt_gemm
-
-_DTYPE_CODES = {"float32": PT_F32, "float16": PT_F16, "bfloat16": PT_BF16, "int8": PT_I8}
-
-
 def gemm(const float[:, ::1] x, packed, str dtype, int out, scale=None, int threads=1):
     """y[T, out] = x[T, in] . W^T with W in 16-column panels ``[ceil(out/16), in, 16]`` of
     float32 / float16 / bfloat16 (uint16 bits) / int8 (with per-column ``scale``)."""
@@ -140,7 +152,7 @@ def gemm(const float[:, ::1] x, packed, str dtype, int out, scale=None, int thre
     if pa.ndim != 3 or pa.shape[2] != PT_PANEL or pa.shape[0] * PT_PANEL < out:
         raise ValueError("packed must be [ceil(out/16), in, 16]")
     m.data = cnp.PyArray_DATA(pa)
-    m.dtype = _DTYPE_CODES[dtype]
+    m.dtype = _STORAGE[dtype]
     m.out = out
     m.n_in = pa.shape[1]
     m.scale = NULL
@@ -156,9 +168,6 @@ def gemm(const float[:, ::1] x, packed, str dtype, int out, scale=None, int thre
         pt_gemm(&y[0, 0], out, &x[0, 0], m.n_in, &m, T, NULL, 0)
         pt_gemm_set_threads(1)
     return np.asarray(y)
-
-
-from gemm cimport pt_packed_size, pt_pack_nt, pt_gemm_packed
 
 
 def pack_nt(const float[:, ::1] w):

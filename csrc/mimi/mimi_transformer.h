@@ -58,7 +58,4 @@ size_t pt_mimi_transformer_scratch_size(const PtTransformerShape *s, int T);
 int pt_mimi_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w,
                               PtWindowKV *kv, float *x, int T, float *scratch, int threads);
 
-/* GELU(tanh) in place, libm tanhf (exposed for its numpy-twin test). */
-void pt_mimi_gelu_tanh(float *x, size_t n);
-
 #endif
