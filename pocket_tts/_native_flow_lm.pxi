@@ -281,7 +281,6 @@ cdef class FlowLMKernel:
             s.caches[l].k = base + (2 * l) * per
             s.caches[l].v = base + (2 * l + 1) * per
             s.caches[l].capacity = capacity
-            s.caches[l].context = 0
             s.caches[l].offset = n_prefix
         cdef size_t n = pt_flow_lm_scratch_size(&self.m, max(max_prefill, 1), capacity)
         s.scratch_arr = np.zeros(n, dtype=np.float32)

@@ -118,17 +118,16 @@ def rope_freqs(int D, float max_period=10000.0):
 
 
 def attention(const float[:, :, ::1] q, const float[:, :, ::1] k, const float[:, :, ::1] v,
-              float[:, :, ::1] cache_k, float[:, :, ::1] cache_v, int64_t offset, int context,
+              float[:, :, ::1] cache_k, float[:, :, ::1] cache_v, int64_t offset,
               int threads=1):
     """Causal attention of q[T,H,D] after appending k/v[T,H_kv,D] to a cache ([cap,H_kv,D]
-    each) holding `offset` positions; context > 0 makes it a ring window. ``threads`` (<= 2)
-    lets a large call split its heads. Returns (out[T, H*D], new_offset)."""
+    each) holding `offset` positions. ``threads`` (<= 2) lets a large call split its heads.
+    Returns (out[T, H*D], new_offset)."""
     cdef PtKVCache c
     cdef int T = q.shape[0], H = q.shape[1], D = q.shape[2], Hkv = k.shape[1]
     c.k = &cache_k[0, 0, 0]
     c.v = &cache_v[0, 0, 0]
     c.capacity = cache_k.shape[0]
-    c.context = context
     c.offset = offset
     cdef float[:, ::1] out = np.empty((T, H * D), np.float32)
     cdef float[::1] scores = np.empty(pt_attention_scratch_size(c.capacity, H), np.float32)
@@ -182,7 +181,7 @@ def pack_nt(const float[:, ::1] w):
 def gemm_packed(const float[:, ::1] x, const float[::1] packed, int n, object bias=None):
     """y[M, n] = x[M, k] . W^T (+ bias) with W packed by :func:`pack_nt`."""
     cdef int M = x.shape[0], k = x.shape[1]
-    if packed.shape[0] != pt_packed_size(n, k):
+    if <size_t>packed.shape[0] != pt_packed_size(n, k):
         raise ValueError("packed size does not match n, k")
     cdef float[:, ::1] y = np.empty((M, n), np.float32)
     cdef const float[::1] b

@@ -93,7 +93,7 @@ cdef int _set_conv(PtConv1d *c, dict d, list keep, bint consume=False) except -1
     if d["w"].size == 0:
         raise ValueError("conv weight: empty array")
     _set_matrix(&c.w, keep, d["w"], d.get("storage", "float32"), c.c_out, c.kernel * c.c_in)
-    c.b = NULL if d["b"] is None else _fptr(keep, d["b"], "conv bias")
+    c.b = <const float *>NULL if d["b"] is None else _fptr(keep, d["b"], "conv bias")
     if consume:  # the model's own spec: drop the unpacked weight now (peak memory at load)
         d["w"] = None
     return 0
@@ -115,9 +115,9 @@ cdef int _set_convtr(PtConvTr1d *c, dict d, list keep, bint consume=False) excep
     # the [N, taps * c_in] matrix of y = x . stack.
     stack = np.asarray(d["w"], dtype=np.float32)[::-1].reshape(c.taps * c.c_in, N)
     _set_matrix(&c.w, keep, stack.T, d.get("storage", "float32"), N, c.taps * c.c_in)
-    c.bn = NULL if d["b"] is None else _fptr(
+    c.bn = <const float *>NULL if d["b"] is None else _fptr(
         keep, np.tile(np.asarray(d["b"], dtype=np.float32), c.stride), "convtr bias")
-    c.b = NULL if d["b"] is None else _fptr(keep, d["b"], "convtr bias")
+    c.b = <const float *>NULL if d["b"] is None else _fptr(keep, d["b"], "convtr bias")
     if consume:
         d["w"] = None
     return 0
@@ -382,7 +382,6 @@ def conv1d_stream(dict spec, list chunks):
     outs = []
     cdef cnp.ndarray xp, y, col
     cdef int T
-    cdef float *p0
     cdef float *p1
     cdef float *p2
     cdef float *p3
@@ -394,7 +393,7 @@ def conv1d_stream(dict spec, list chunks):
         xp = np.zeros((P + T, c.c_in), np.float32)
         xp[P:] = x
         y = np.zeros((T // c.stride, c.c_out), np.float32)
-        col = np.zeros(max(pt_conv1d_col_size(&c, T), 1), np.float32)
+        col = np.zeros(max(pt_conv1d_col_size(&c, T), <size_t>1), np.float32)
         p1, p2, p3 = _buf(xp), _buf(y), _buf(col)
         with nogil:
             pt_conv1d_forward(&c, &s, p1, T, p2, p3, 0)
@@ -412,7 +411,6 @@ def convtr1d_stream(dict spec, list chunks):
     outs = []
     cdef cnp.ndarray xp, y
     cdef int T
-    cdef float *p0
     cdef float *p1
     cdef float *p2
     cdef float *p3
@@ -526,7 +524,7 @@ def resblock_stream(dict conv1, dict conv2, list chunks):
         xp = np.zeros((P1 + T) * dim, np.float32)
         h = np.zeros((P2 + T) * hid, np.float32)
         col = np.zeros(max(pt_conv1d_col_size(&r.conv1, T), pt_conv1d_col_size(&r.conv2, T),
-                           1), np.float32)
+                           <size_t>1), np.float32)
         p0, p1, p2, p3 = _buf(x), _buf(xp), _buf(h), _buf(col)
         with nogil:
             pt_seanet_resblock(&r, &s1, &s2, p0, T, p1, p2, p3)

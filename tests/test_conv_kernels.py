@@ -130,7 +130,7 @@ def elu64(x):
 @pytest.fixture(params=["avx2", "generic"])
 def isa(request):
     if request.param == "avx2" and not _native.has_avx2():
-        pytest.skip("no AVX2/FMA on this CPU")
+        pytest.skip("AVX2 kernels not selected (no AVX2/FMA/F16C, or POCKET_TTS_FORCE_GENERIC)")
     _native.force_generic(request.param == "generic")
     yield request.param
     _native.force_generic(False)

@@ -163,7 +163,7 @@ def test_generic_and_avx2_paths_agree(case) -> None:
     lm, g = case
     outs = []
     for generic in (True, False):
-        _native.force_generic(generic)  # each extension module has its own dispatch switch
+        _native.force_generic(generic)  # one dispatch switch for every kernel
         try:
             outs.append(run_scenario(lm, g, "free")["latents"])
         finally:

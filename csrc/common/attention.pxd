@@ -6,7 +6,6 @@ cdef extern from "attention.h" nogil:
         float *k
         float *v
         int capacity
-        int context
         int64_t offset
     float pt_rope_freq(int i, int D, float max_period)
     void pt_rope(float *x, int T, int H, int D, int64_t pos0, float max_period)

@@ -6,8 +6,6 @@
 #include "mimi_transformer.h"
 #include "vmath.h"
 
-#define TARGET __attribute__((target("avx2,fma")))
-
 static int kv_capacity(const PtTransformerShape *s, int max_T) {
     /* Room for the window, one call and slack, so compaction runs every few calls only. */
     int cap = s->context + 2 * max_T + 128;
@@ -111,6 +109,7 @@ static void attn_generic(const AttnJob *j) {
 }
 
 #ifdef PT_HAVE_X86
+#define TARGET __attribute__((target("avx2,fma")))
 /* A tile of up to PT_WINDOW_QUERY_TILE consecutive queries reads each head's keys and values
  * (about 68 KB each at context 250: past L1, and all heads together past L2) once for the whole
  * tile, in blocks that stay in L1 while every group of QB queries (the register tile) uses
