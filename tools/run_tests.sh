@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command (README, CI): installs this package into .venv with its dev extras, builds
-# the reference side venv, then runs lint and the whole test suite with coverage.
+# The test command (README, CI): installs this package into .venv with its dev extras, checks
+# the C on its own (tools/check_c.sh), builds the reference side venv, then runs lint, the whole
+# test suite with coverage, and a parity subset on the portable kernels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -10,12 +11,19 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q ".[dev]"
+# The C alone, -Wall -Wextra -Werror, for x86-64 and aarch64 (the portable fallback).
+tools/check_c.sh
 tools/setup_reference_venv.sh
 .venv/bin/ruff check .
 # The console script (not `python -m pytest`) keeps the source tree's uncompiled pocket_tts/
 # off sys.path, so the tests run against the installed, compiled package.
 .venv/bin/pytest -q --cov --cov-report=term --cov-fail-under=80 \
     -p no:cacheprovider "$@"
+# The same kernels on their portable C fallback (POCKET_TTS_FORCE_GENERIC): every kernel
+# against its float64 twin, and the flow LM and the Mimi decoder against the reference (~2.5
+# min; the whole suite takes an hour this way, see docs/performance.md).
+POCKET_TTS_FORCE_GENERIC=1 .venv/bin/pytest -q -p no:cacheprovider tests/test_kernels.py \
+    tests/test_conv_kernels.py tests/test_flow_lm.py "tests/test_mimi.py::test_decoder_parity"
 # Short benchmark pass against the reference in the same run; fails only on a gross
 # regression (real-time factor under 0.7x the reference's; normally 1.2-2.7x better), never
 # on absolute times: these machines are noisy.
