@@ -5,7 +5,7 @@
 # Per-stream state (KV caches, scratch, noise generator) lives in FlowLMState, allocated once
 # per text chunk; the model object stays read-only and can be shared between streams.
 
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 

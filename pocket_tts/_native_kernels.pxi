@@ -3,7 +3,7 @@
 # against a float64 numpy twin through these; the package itself uses pack_nt / gemm_packed
 # (the speaker projection of a voice prompt).
 
-from libc.stdint cimport int64_t, int8_t
+from libc.stdint cimport int64_t
 
 from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
 from elementwise cimport pt_layer_norm, pt_rms_norm_unbiased, pt_gelu_tanh, pt_silu, pt_elu

@@ -11,7 +11,6 @@ from gemm cimport PtMatrix, PT_F32, PT_F16, PT_PANEL, pt_packed_size, pt_gemm_se
 from pack cimport pt_pack_weights
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
-from libc.stdint cimport int64_t
 
 from transformer cimport PtTransformerShape, PtLayerWeights
 from mimi_transformer cimport *

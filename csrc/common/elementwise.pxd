@@ -1,3 +1,4 @@
+# Declarations of elementwise.h (row norms and activations).
 cdef extern from "elementwise.h" nogil:
     void pt_layer_norm(float *y, const float *x, const float *w, const float *b, int T, int C,
                        float eps)

@@ -1,3 +1,4 @@
+# Declarations of gemm.h (GEMM on packed panels, thread modes, shared products).
 cdef extern from "gemm.h" nogil:
     enum:
         PT_PANEL

@@ -1,3 +1,4 @@
+# Declarations of pack.h (load-time packing, half-float conversions).
 from libc.stdint cimport uint16_t
 
 cdef extern from "pack.h" nogil:

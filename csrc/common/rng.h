@@ -10,7 +10,9 @@ typedef struct {
     int index;
 } PtRng;
 
+/* Seed r as torch.manual_seed(seed) seeds its CPU generator (low 32 bits, MT19937 init). */
 void pt_rng_seed(PtRng *r, uint64_t seed);
+/* Next raw 32-bit output of the generator. */
 uint32_t pt_rng_u32(PtRng *r);
 /* out[n] ~ N(0, std^2); n must be a multiple of 16 (torch's vectorised path). Returns -1 if not. */
 int pt_rng_normal(PtRng *r, float *out, int n, float std);

@@ -1,3 +1,4 @@
+# Declarations of rng.h (the flow head's noise generator).
 from libc.stdint cimport uint32_t, uint64_t
 
 cdef extern from "rng.h" nogil:

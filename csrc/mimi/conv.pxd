@@ -1,6 +1,6 @@
+# Declarations of conv.h (streaming Conv1d / ConvTranspose1d on time-major [T, C] rows).
 from gemm cimport PtMatrix
 
-# Declarations of csrc/conv.h (streaming Conv1d / ConvTranspose1d on time-major [T, C] rows).
 cdef extern from "conv.h" nogil:
     ctypedef struct PtConv1d:
         int c_in, c_out, kernel, stride, dilation

@@ -1,4 +1,4 @@
-# Declarations of csrc/mimi.h (Mimi decoder / encoder).
+# Declarations of mimi.h (Mimi decoder / encoder).
 from libc.stdint cimport int64_t
 from transformer cimport PtTransformerShape, PtLayerWeights
 from mimi_transformer cimport PtWindowKV

@@ -1,4 +1,4 @@
-# Declarations of csrc/seanet.h (SEANet encoder / decoder, residual block).
+# Declarations of seanet.h (SEANet encoder / decoder, residual block).
 from conv cimport PtConv1d, PtConv1dState, PtConvTr1d
 
 cdef extern from "seanet.h" nogil:
