@@ -106,7 +106,7 @@ def run_measure(
 def read_bandwidth_gbs() -> float:
     """Single-thread streaming read bandwidth through our fp32 GEMV kernel on 256 MB."""
     from pocket_tts._native import _kernels
-    from pocket_tts.weights import pack_panels
+    from pocket_tts.checkpoint.loader import pack_panels
 
     w = pack_panels(np.ones((8192, 8192), np.float32))
     x = np.ones((1, 8192), np.float32)
@@ -123,8 +123,8 @@ def read_bandwidth_gbs() -> float:
 def lm_bytes(yaml_path: Path, weights: Path, dtype: str) -> int:
     """Bytes the LM step streams per frame: transformer and flow-head matrices (in ``dtype``)
     and the head's float32 vectors."""
+    from pocket_tts.checkpoint.loader import is_low_precision_key, load_weights
     from pocket_tts.config import load_config
-    from pocket_tts.weights import is_low_precision_key, load_weights
 
     cfg = load_config(yaml_path)
     w = load_weights(cfg, weights, dtype=dtype)
@@ -147,10 +147,10 @@ def quality(yaml_path: Path, weights: Path, dtypes: list[str], frames: int = 40)
     """Teacher-forced: every dtype sees the same input latents and noise as float32; per-frame
     latents and the decoded audio are compared to float32's by SNR, and so is the codec alone
     (float32's latents decoded by each dtype's Mimi)."""
+    from pocket_tts.checkpoint.loader import load_weights, side_storage
     from pocket_tts.config import load_config
     from pocket_tts.flow_lm import FlowLM
     from pocket_tts.mimi import Mimi
-    from pocket_tts.weights import load_weights, side_storage
 
     cfg = load_config(yaml_path)
     rng = np.random.default_rng(0)

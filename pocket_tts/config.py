@@ -1,4 +1,4 @@
-"""Strict model configuration, read from the YAML files shipped in ``pocket_tts/config/``.
+"""Strict model configuration, read from the YAML files shipped in ``pocket_tts/configs/``.
 
 The classes mirror the reference's pydantic models (``pocket_tts/utils/config.py`` in
 ``pocket-tts`` 4.0.1): same class names, field names, types and defaults. They are frozen,
@@ -56,7 +56,7 @@ __all__ = [
 DEFAULT_EOS_THRESHOLD = -4.0
 """EOS logit threshold used when neither the caller nor the config sets one."""
 
-CONFIGS_DIR = Path(__file__).resolve().parent / "config"
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 """Folder holding the packaged ``<language>.yaml`` configs."""
 
 _REMOTE_PREFIXES = ("hf://", "http://", "https://")

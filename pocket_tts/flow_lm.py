@@ -12,8 +12,8 @@ import threading
 import numpy as np
 
 from ._native import _flow_lm, _kernels
+from .checkpoint.loader import head_storage
 from .config import Config
-from .weights import head_storage
 
 FlowLMState = _flow_lm.FlowLMState
 

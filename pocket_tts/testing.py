@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint.layout import expected_tensors
+from .checkpoint.safetensors import write_safetensors
 from .config import Config, load_config
-from .layout import expected_tensors
-from .safetensors import write_safetensors
 
 __all__ = [
     "CONFIG_DIR",
@@ -30,7 +30,7 @@ __all__ = [
     "timestep_freqs",
 ]
 
-CONFIG_DIR = Path(__file__).resolve().parent / "config"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 _LAYER_NORMS = ("norm1", "norm2", "out_norm", "in_ln")
 

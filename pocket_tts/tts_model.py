@@ -24,19 +24,19 @@ import numpy as np
 from . import hub
 from ._native import _flow_lm, _mimi
 from .audio import _is_safetensors_source
+from .checkpoint.loader import load_weights, side_storage
 from .config import CONFIGS_DIR, Config, load_config
 from .flow_lm import FlowLM, FlowLMState, cores_available
 from .mimi import Mimi
-from .text import (
+from .text.prepare import (
     TextChunk,
     TextOptions,
     chunk_text_for_generation,
     effective_frames_after_eos,
     prepare_chunk,
 )
-from .tokenizer import build_tokenizer
+from .text.tokenizer import build_tokenizer
 from .voice import VoiceState, export_model_state, import_model_state, voice_state_from_audio
-from .weights import load_weights, side_storage
 
 logger = logging.getLogger("pocket_tts")
 

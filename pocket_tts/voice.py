@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .safetensors import SafetensorsError, read_safetensors, write_safetensors
+from .checkpoint.safetensors import SafetensorsError, read_safetensors, write_safetensors
 
 if TYPE_CHECKING:
     from .flow_lm import FlowLM, FlowLMState

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from conftest import SHARED_DATA
 
+from pocket_tts.checkpoint.layout import expected_tensors, parameter_count
 from pocket_tts.config import load_config
-from pocket_tts.layout import expected_tensors, parameter_count
 from pocket_tts.testing import CONFIG_DIR
 
 KEYS_TOOL = SHARED_DATA.parent / "tools" / "keys.py"

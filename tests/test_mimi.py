@@ -66,9 +66,9 @@ def test_large_convs_follow_codec_storage(ckpt) -> None:
     """In compact models the SEANet convs with >= COMPACT_CONV_MIN_WEIGHTS weights (the
     low-rate ones, most of the convs' bytes) are stored as float16; the small high-rate ones
     and the one-channel output conv stay float32; float32 models store every conv as float32."""
+    from pocket_tts.checkpoint.loader import load_weights
     from pocket_tts.config import load_config
     from pocket_tts.mimi import COMPACT_CONV_MIN_WEIGHTS, _seanet_convs, _specs
-    from pocket_tts.weights import load_weights
 
     yaml_path, weights_path = ckpt
     config = load_config(yaml_path)
@@ -91,9 +91,9 @@ def test_float16_codec_storage(ckpt) -> None:
     float32 by Mimi itself, the same bits; decoded audio and encoder latents stay close to the
     reference's float32 ones (budget: 1e-3 of the signal's peak; fp16 rounds each weight by at
     most 2^-11 relative)."""
+    from pocket_tts.checkpoint.loader import is_packed_key, load_weights, unpack_panels
     from pocket_tts.config import load_config
     from pocket_tts.mimi import Mimi
-    from pocket_tts.weights import is_packed_key, load_weights, unpack_panels
 
     yaml_path, weights_path = ckpt
     config = load_config(yaml_path)
@@ -282,8 +282,8 @@ def test_ring_buffer_decoder_constant_memory(random_checkpoint) -> None:
 def test_other_architectures(name: str) -> None:
     """english_2026-01 (512-wide latents from the encoder) and the 18m/7m decoders (d 128,
     12 layers, context 50) build and run; streaming invariants hold."""
+    from pocket_tts.checkpoint.layout import mimi_tensors
     from pocket_tts.config import load_config
-    from pocket_tts.layout import mimi_tensors
     from pocket_tts.mimi import Mimi
     from pocket_tts.testing import config_path, random_weights
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import run_reference
 
-from pocket_tts.safetensors import (
+from pocket_tts.checkpoint.safetensors import (
     RawTensor,
     SafetensorsError,
     SafetensorsFile,

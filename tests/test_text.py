@@ -9,7 +9,7 @@ import pytest
 from conftest import TOKENIZER_MODEL, run_reference
 
 from pocket_tts.config import load_config
-from pocket_tts.text import (
+from pocket_tts.text.prepare import (
     TextChunk,
     TextOptions,
     chunk_text_for_generation,
@@ -21,7 +21,7 @@ from pocket_tts.text import (
     segments_from_boundaries,
     split_into_best_sentences,
 )
-from pocket_tts.tokenizer import SentencePieceTokenizer
+from pocket_tts.text.tokenizer import SentencePieceTokenizer
 
 LONG_COMMA_SENTENCE = (
     "When the morning train finally arrived at the crowded station, the tired passengers, who "
@@ -183,7 +183,7 @@ def test_split_into_best_sentences_parity(idx, text_golden, tok, caplog):
         for max_tokens in MAX_TOKENS:
             ref = item["split"][name][str(max_tokens)]
             caplog.clear()
-            with caplog.at_level(logging.WARNING, logger="pocket_tts.text"):
+            with caplog.at_level(logging.WARNING, logger="pocket_tts.text.prepare"):
                 chunks = _ours_or_error(
                     split_into_best_sentences, tok, item["text"], max_tokens, **kwargs
                 )
@@ -192,7 +192,9 @@ def test_split_into_best_sentences_parity(idx, text_golden, tok, caplog):
                 assert chunks == ref, where
                 continue
             assert chunks == ref["chunks"], where
-            warnings = [r.getMessage() for r in caplog.records if r.name == "pocket_tts.text"]
+            warnings = [
+                r.getMessage() for r in caplog.records if r.name == "pocket_tts.text.prepare"
+            ]
             assert warnings == ref["warnings"], where
             prepared = [list(_ours_or_error(prepare_chunk, c, **kwargs)) for c in chunks]
             assert prepared == ref["prepared"], where
@@ -341,7 +343,7 @@ def test_text_options_from_config():
 
 
 def test_oversized_chunk_warns(tok, caplog):
-    with caplog.at_level(logging.WARNING, logger="pocket_tts.text"):
+    with caplog.at_level(logging.WARNING, logger="pocket_tts.text.prepare"):
         chunks = split_into_best_sentences(tok, NO_PUNCTUATION, 50, False, False)
     assert len(chunks) == 1
     assert any("generation may skip words" in r.getMessage() for r in caplog.records)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import TOKENIZER_MODEL, run_reference
 
-from pocket_tts.tokenizer import (
+from pocket_tts.text.tokenizer import (
     JsonTokenizer,
     SentencePieceTokenizer,
     TokenizerError,

@@ -14,24 +14,9 @@ import pytest
 import yaml
 from conftest import REPO, TOKENIZER_MODEL, run_reference
 
-from pocket_tts import weight_cache
-from pocket_tts.config import load_config
-from pocket_tts.layout import expected_tensors
-from pocket_tts.safetensors import (
-    RawTensor,
-    SafetensorsError,
-    float32_to_bfloat16_bits,
-    read_header,
-    read_safetensors,
-    write_safetensors,
-)
-from pocket_tts.testing import (
-    CONFIG_DIR,
-    make_random_checkpoint,
-    random_weights,
-    timestep_freqs,
-)
-from pocket_tts.weights import (
+from pocket_tts.checkpoint import cache as weight_cache
+from pocket_tts.checkpoint.layout import expected_tensors
+from pocket_tts.checkpoint.loader import (
     STORAGE_DTYPES,
     CheckpointError,
     aligned_empty,
@@ -39,6 +24,21 @@ from pocket_tts.weights import (
     is_packed_key,
     load_weights,
     unpack_panels,
+)
+from pocket_tts.checkpoint.safetensors import (
+    RawTensor,
+    SafetensorsError,
+    float32_to_bfloat16_bits,
+    read_header,
+    read_safetensors,
+    write_safetensors,
+)
+from pocket_tts.config import load_config
+from pocket_tts.testing import (
+    CONFIG_DIR,
+    make_random_checkpoint,
+    random_weights,
+    timestep_freqs,
 )
 
 SMALL = "english_2m_2026-10"
@@ -239,7 +239,7 @@ def test_flow_head_storage(tmp_path, small):
 def test_side_storage(tmp_path, small):
     """Compact models keep the Mimi transformers' matrices (packed) and the text-embedding
     table in float16, rounded to nearest even exactly as numpy; float32 models keep float32."""
-    from pocket_tts.weights import EMBEDDING_TABLE_KEY, is_codec_matrix_key, side_storage
+    from pocket_tts.checkpoint.loader import EMBEDDING_TABLE_KEY, is_codec_matrix_key, side_storage
 
     cfg, weights = small
     path = tmp_path / "w.safetensors"

@@ -54,7 +54,7 @@ def cache_file(
     """Where the packed matrices of ``weights_path`` in ``dtype`` are cached (None: disabled)."""
     if os.environ.get("POCKET_TTS_PACKED_CACHE", "1").strip().lower() in ("0", "false", "off"):
         return None
-    from .hub import cache_dir
+    from ..hub import cache_dir
 
     real = os.path.realpath(weights_path)
     st = os.stat(real)
@@ -68,7 +68,7 @@ def load_packed(path: Path, want: dict[str, tuple[str, tuple[int, ...]]]) -> dic
     """The cached arrays ``{name: array}`` if ``path`` holds exactly ``want`` ({name: (numpy
     dtype name, shape)}), else None. Each array is read (``preadv``, on two threads) into fresh
     64-byte-aligned memory."""
-    from .weights import aligned_empty
+    from .loader import aligned_empty
 
     try:
         fd = os.open(path, os.O_RDONLY)

@@ -16,7 +16,7 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .config import Config, MimiTransformerConfig, SEANetConfig
+    from ..config import Config, MimiTransformerConfig, SEANetConfig
 
 __all__ = [
     "FLOW_TIME_CONDITIONS",

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import weight_cache
+from . import cache as weight_cache
 from .layout import expected_tensors
 from .safetensors import SafetensorsFile, bfloat16_bits_to_float32
 
 if TYPE_CHECKING:
-    from .config import Config
+    from ..config import Config
 
 __all__ = [
     "ALIGNMENT",
@@ -213,7 +213,7 @@ def unpack_panels(packed: np.ndarray, out: int) -> np.ndarray:
 
 def _store(weights: dict[str, np.ndarray], key: str, f32: np.ndarray, dtype: str) -> None:
     """Convert one float32 matrix to its packed storage (in C, one pass) into ``weights``."""
-    from ._native import _pack
+    from .._native import _pack
 
     out, n_in = f32.shape
     panels = -(-out // PANEL)
@@ -301,7 +301,7 @@ def _storage_of(key: str, dtype: str) -> str:
 
 def _half_table(f32: np.ndarray) -> np.ndarray:
     """float32 ``[rows, dim]`` -> aligned float16 bits (uint16), rounded as the packer does."""
-    from ._native import _pack
+    from .._native import _pack
 
     dst = aligned_empty(f32.shape, np.uint16)
     _pack.to_half_bits(f32.reshape(-1), "float16", dst.reshape(-1))
