@@ -24,7 +24,8 @@ import numpy as np
 from . import hub
 from ._native import _flow_lm, _mimi
 from .audio import _is_safetensors_source
-from .checkpoint.loader import load_weights, side_storage
+from .checkpoint.loader import load_weights
+from .checkpoint.storage import STORAGE_DTYPES
 from .config import CONFIGS_DIR, Config, load_config
 from .flow_lm import FlowLM, FlowLMState, cores_available
 from .mimi import Mimi
@@ -43,7 +44,7 @@ logger = logging.getLogger("pocket_tts")
 DEFAULT_LANGUAGE = "english"
 DEFAULT_SAMPLER_DECODE_STEPS = 1
 MAX_TOKEN_PER_CHUNK = 50
-_WEIGHT_DTYPES = ("float32", "float16", "bfloat16", "int8")
+_WEIGHT_DTYPES = tuple(STORAGE_DTYPES)
 
 __all__ = ["TTSModel", "export_model_state"]
 
@@ -105,7 +106,7 @@ class TTSModel:
         mimi_weights = _Consuming(
             {k: weights.pop(k) for k in [k for k in weights if k.startswith("mimi.")]}
         )
-        self.mimi = Mimi(config, mimi_weights, side_storage(dtype))
+        self.mimi = Mimi(config, mimi_weights, dtype)
         self._noise = _flow_lm.NoiseSource(
             seed if seed is not None else int.from_bytes(np.random.bytes(8), "little")
         )
