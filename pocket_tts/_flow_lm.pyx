@@ -68,8 +68,9 @@ cdef int _matrix(PtMatrix *m, list keep, object w, str field, tuple index, int o
         if stored.scale is None:
             raise ValueError(f"{stored.key}: int8 panels without their scales")
         s = stored.scale
-        if s.dtype != np.float32 or not s.flags.c_contiguous or s.shape[0] < a.shape[0] * PT_PANEL:
-            raise ValueError(f"{stored.key}: int8 scales must be float32 [{a.shape[0] * PT_PANEL}]")
+        rows = a.shape[0] * PT_PANEL
+        if s.dtype != np.float32 or not s.flags.c_contiguous or s.shape[0] < rows:
+            raise ValueError(f"{stored.key}: int8 scales must be float32 [{rows}]")
         keep.append(s)
         m.scale = <const float *>cnp.PyArray_DATA(s)
     return 0
