@@ -301,7 +301,7 @@ def _resolve_hf(loc: HfLocation, cache: str | os.PathLike[str] | None) -> Path:
             filename=loc.filename,
             revision=loc.revision,
             repo_type=loc.repo_type,
-            cache_dir=cache,
+            cache_dir=None if cache is None else os.fspath(cache),
             endpoint=endpoint,
             local_files_only=offline,
         )
