@@ -12,7 +12,6 @@ from pocket_tts.config import load_config
 from pocket_tts.text.prepare import (
     TextChunk,
     TextOptions,
-    bounded_chunks,
     chunk_text_for_generation,
     effective_frames_after_eos,
     ensure_terminal_punctuation,
@@ -357,8 +356,8 @@ def _words(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("idx", range(len(TEXTS)))
-def test_bounded_chunks_keep_every_reference_chunk_that_fits(idx, text_golden, tok):
-    """bounded_chunks == the reference's chunks, except that a chunk over max_tokens is
+def test_split_oversized_keeps_every_reference_chunk_that_fits(idx, text_golden, tok):
+    """split_oversized=True gives the reference's chunks, except that a chunk over max_tokens is
     replaced by pieces of at most max_tokens tokens (one word longer than that stays whole)
     holding its words in order."""
     item = text_golden["items"][idx]
@@ -366,10 +365,13 @@ def test_bounded_chunks_keep_every_reference_chunk_that_fits(idx, text_golden, t
     options = TextOptions(**OPTIONS["english"])
     if "error" in ref:
         with pytest.raises(ValueError, match="Text prompt cannot be empty"):
-            bounded_chunks(tok, item["text"], 50, options=options)
+            chunk_text_for_generation(tok, item["text"], 50, options=options, split_oversized=True)
         return
     got = [
-        [c.text, c.frames_after_eos] for c in bounded_chunks(tok, item["text"], 50, options=options)
+        [c.text, c.frames_after_eos]
+        for c in chunk_text_for_generation(
+            tok, item["text"], 50, options=options, split_oversized=True
+        )
     ]
     i = 0
     for text, frames in ref["prepared"]:
@@ -387,10 +389,12 @@ def test_bounded_chunks_keep_every_reference_chunk_that_fits(idx, text_golden, t
     assert i == len(got)
 
 
-def test_bounded_chunks_split_unpunctuated_text(tok):
+def test_split_oversized_cuts_unpunctuated_text(tok):
     options = TextOptions(**OPTIONS["english"])
     assert len(chunk_text_for_generation(tok, NO_PUNCTUATION, 50, options=options)) == 1
-    pieces = bounded_chunks(tok, NO_PUNCTUATION, 50, options=options)
+    pieces = chunk_text_for_generation(
+        tok, NO_PUNCTUATION, 50, options=options, split_oversized=True
+    )
     assert len(pieces) >= 2
     for piece in pieces:
         assert len(tok.encode(piece.text)) <= 50
@@ -398,10 +402,12 @@ def test_bounded_chunks_split_unpunctuated_text(tok):
         assert piece.text[0].isupper() and piece.text.endswith(".")
         assert piece.frames_after_eos == 3
     assert _words(" ".join(p.text for p in pieces)) == _words(NO_PUNCTUATION)
-    forced = bounded_chunks(tok, NO_PUNCTUATION, 50, 7, 9, options)
+    forced = chunk_text_for_generation(tok, NO_PUNCTUATION, 50, 7, 9, options, split_oversized=True)
     assert [p.text for p in forced] == [p.text for p in pieces]
     assert {p.frames_after_eos for p in forced} == {7}
-    recommended = bounded_chunks(tok, NO_PUNCTUATION, 50, None, 9, options)
+    recommended = chunk_text_for_generation(
+        tok, NO_PUNCTUATION, 50, None, 9, options, split_oversized=True
+    )
     assert {p.frames_after_eos for p in recommended} == {9}
 
 
