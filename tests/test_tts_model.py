@@ -241,6 +241,34 @@ def test_abandoned_generator_stops_its_thread(small) -> None:
     assert not [t for t in threading.enumerate() if t.name == "pocket-tts-flow-lm"]
 
 
+def test_flow_lm_error_reaches_the_caller_and_stops_its_thread(small, monkeypatch) -> None:
+    """An exception on the flow-LM thread is raised in the consumer's thread, after the audio
+    of the frames before it; no thread is left and the model keeps working."""
+    model, voice, _ = small
+    real_step = model.flow_lm.step
+    calls = []
+
+    def failing_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("step failed")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(model.flow_lm, "step", failing_step)
+    model.max_decoder_frames_per_call = 1
+    got = 0
+    try:
+        with pytest.raises(RuntimeError, match="step failed"):
+            for chunk in model.generate_audio_stream(voice, "Some words here.", seed=0):
+                got += len(chunk)
+    finally:
+        model.max_decoder_frames_per_call = 0
+    assert got == 3 * 1920  # frames 0-2, decoded one per call before the error
+    assert not [t for t in threading.enumerate() if t.name == "pocket-tts-flow-lm"]
+    monkeypatch.undo()
+    assert len(model.generate_audio(voice, "Still fine.", seed=0)) > 0
+
+
 def test_voice_state_is_reusable_and_copy_state_false_continues(small) -> None:
     model, voice, _ = small
     before = voice.copy()
