@@ -16,6 +16,10 @@ Numerical behaviour mirrors the reference (``pocket_tts/data/audio.py`` and
   prompt before encoding it.
 * :class:`StreamingWAVWriter` writes mono 16-bit PCM with the reference's sample conversion,
   ``(clamp(x, -1, 1) * 32767)`` truncated toward zero, and 0.2 s of silence at ``finalize``.
+  The header comes from the stdlib :mod:`wave` module, as in the reference. To a destination
+  that cannot seek (a pipe, stdout, an HTTP body) its sizes say "unknown length"
+  (``0xFFFFFFFF``, read by decoders as "until the end of the stream"), where the reference
+  writes the sizes of 10^9 frames.
 
 Every problem with the input is an :class:`AudioError` (a ``ValueError``); a missing file is an
 :class:`AudioFileNotFoundError`, which is also a ``FileNotFoundError``.
@@ -30,13 +34,14 @@ import math
 import os
 import struct
 import sys
-import urllib.parse
 import wave
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 import numpy as np
+
+from .hub import PREDEFINED_VOICES, is_remote_path, location_path, resolve_path
 
 __all__ = [
     "FIRST_CHUNK_LENGTH_SECONDS",
@@ -72,8 +77,9 @@ PROMPT_TRUNCATE_SECONDS = 30
 FIRST_CHUNK_LENGTH_SECONDS = float(os.environ.get("FIRST_CHUNK_LENGTH_SECONDS", "0"))
 """Default first-chunk buffering of :class:`StreamingWAVWriter` (env, as in the reference)."""
 
-_WAV_HEADER_SIZE = 44
 _UNKNOWN_SIZE = 0xFFFFFFFF
+_RIFF_SIZE_OFFSET = 4  # offsets of the two size fields in the 44-byte header
+_DATA_SIZE_OFFSET = 40
 _TRAILING_SILENCE_SECONDS = 0.2
 
 
@@ -363,11 +369,7 @@ def _prompt_from_array(source: Any, sample_rate: int | None) -> np.ndarray:
 
 def _is_safetensors_source(source: str) -> bool:
     # The reference's model_state._is_safetensors_source.
-    if source.startswith(("http://", "https://")):
-        source = urllib.parse.urlsplit(source).path
-    elif source.startswith("hf://"):
-        source = source.rsplit("@", 1)[0]
-    return source.endswith(".safetensors")
+    return location_path(source).endswith(".safetensors")
 
 
 def load_prompt_audio(
@@ -402,9 +404,7 @@ def load_prompt_audio(
             )
         if sample_rate is not None:
             raise TypeError("sample_rate is only used for array sources (files carry their own)")
-        if isinstance(source, str) and source.startswith(("hf://", "http://", "https://")):
-            from .hub import resolve_path
-
+        if is_remote_path(source):
             path = resolve_path(source)
         else:
             path = Path(source)
@@ -413,8 +413,6 @@ def load_prompt_audio(
         except AudioFileNotFoundError as exc:
             if "/" in name or "\\" in name or "." in name:
                 raise
-            from .hub import PREDEFINED_VOICES
-
             close = difflib.get_close_matches(name, PREDEFINED_VOICES, n=1)
             hint = f" Did you mean the predefined voice {close[0]!r}?" if close else ""
             raise AudioFileNotFoundError(
@@ -456,24 +454,27 @@ def float_to_pcm16(audio: np.ndarray) -> np.ndarray:
     return (clipped * arr.dtype.type(32767)).astype(np.int16)
 
 
-def _wav_header(sample_rate: int, data_bytes: int) -> bytes:
-    riff = _UNKNOWN_SIZE if data_bytes == _UNKNOWN_SIZE else min(36 + data_bytes, _UNKNOWN_SIZE)
-    return struct.pack(
-        "<4sI4s4sIHHIIHH4sI",
-        b"RIFF",
-        riff,
-        b"WAVE",
-        b"fmt ",
-        16,  # fmt chunk size
-        1,  # PCM
-        1,  # mono
-        sample_rate,
-        sample_rate * 2,  # byte rate
-        2,  # block align
-        16,  # bits per sample
-        b"data",
-        min(data_bytes, _UNKNOWN_SIZE),
-    )
+def _wav_header(sample_rate: int, data_bytes: int | None) -> bytes:
+    """The 44-byte header of a mono 16-bit PCM WAV holding ``data_bytes`` bytes of samples.
+
+    :mod:`wave` writes it: ``RIFF`` <36 + data size> ``WAVE``, a 16-byte ``fmt `` chunk (PCM,
+    1 channel, the rate, 2 * rate bytes/s, 2-byte frames, 16 bits), ``data`` <data size>, all
+    little-endian. ``data_bytes=None`` gives the unknown-length header of a stream.
+    """
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(sample_rate)
+        wav.setnframes(0 if data_bytes is None else data_bytes // 2)
+        wav.writeframesraw(b"")  # the first write emits the header for that many frames
+        header = bytearray(buffer.getvalue())  # taken before close() patches it to 0 frames
+    if data_bytes is None:
+        # wave cannot say "unknown length": its sizes derive from a frame count (an even data
+        # size, with 36 + size within 32 bits), so the two size fields are set here.
+        struct.pack_into("<I", header, _RIFF_SIZE_OFFSET, _UNKNOWN_SIZE)
+        struct.pack_into("<I", header, _DATA_SIZE_OFFSET, _UNKNOWN_SIZE)
+    return bytes(header)
 
 
 def _is_append_mode(obj: object) -> bool:
@@ -554,7 +555,7 @@ class StreamingWAVWriter:
         self.data_bytes = 0
         self._closed = False
         self._finalized = False
-        self._write(_wav_header(self.sample_rate, _UNKNOWN_SIZE))
+        self._write(_wav_header(self.sample_rate, None))
         self._flush()
 
     @property

@@ -210,10 +210,7 @@ class TTSModel:
                     f"{sorted(p.stem for p in CONFIGS_DIR.glob('*.yaml'))}"
                 )
         config_path = str(config)
-        suffix_source = (
-            config_path.split("@")[0] if config_path.startswith("hf://") else config_path
-        )
-        if Path(suffix_source).suffix not in (".yaml", ".yml"):
+        if Path(hub.location_path(config_path)).suffix not in (".yaml", ".yml"):
             raise ValueError("Config should be a path to a YAML file ending with .yaml")
         model_config = load_config(config_path, download=hub.resolve_path)
         if weights is not None:
@@ -320,7 +317,7 @@ class TTSModel:
                 )
             if not self.has_voice_cloning:
                 raise ValueError(hub.VOICE_CLONING_UNSUPPORTED)
-            if "://" in src:
+            if hub.is_remote_path(src):
                 audio_conditioning = hub.resolve_path(src)
         voice = voice_state_from_audio(self.flow_lm, self.mimi, audio_conditioning, truncate)
         # The reference's prompt prefill also runs the flow head once and draws noise for it.

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ..hub import is_remote_path, location_path
+
 __all__ = [
     "JsonTokenizer",
     "SentencePieceTokenizer",
@@ -33,15 +35,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_REMOTE_PREFIXES = ("hf://", "http://", "https://")
-
 
 class TokenizerError(ValueError):
     """A tokenizer file that cannot be used: corrupt, or with the wrong vocabulary size."""
 
 
 def _local_file(path: str | os.PathLike[str], what: str) -> Path:
-    if isinstance(path, str) and path.startswith(_REMOTE_PREFIXES):
+    if is_remote_path(path):
         raise TokenizerError(
             f"{what} path {path!r} is remote; download it first (the config module keeps "
             "hf:// and https:// locations as strings for the download helper to resolve)"
@@ -199,7 +199,7 @@ def tokenizer_kind_for(path: str | os.PathLike[str], kind: str = "sentencepiece"
     ``kind`` ``"tokenizers"``/``"json"``, or a path ending in ``.json`` (ignoring an
     ``@revision`` suffix), selects the JSON backend; anything else selects SentencePiece.
     """
-    if kind in ("tokenizers", "json") or str(path).split("@")[0].endswith(".json"):
+    if kind in ("tokenizers", "json") or location_path(path).endswith(".json"):
         return "tokenizers"
     return "sentencepiece"
 
