@@ -94,6 +94,14 @@ class VoiceState:
             raise ValueError(f"capacity {capacity} < voice prefix {self.offset}")
         return flow_lm.new_state(capacity, max_prefill, prefix=self.kv[:, :, : self.offset])
 
+    def continue_from(self, state: FlowLMState) -> None:
+        """Become the prefix a finished generation left in ``state`` (``copy_state=False``: the
+        next generation continues after it). The used KV positions are copied out of ``state``;
+        no noise is owed for them (``noise_draws = 0``)."""
+        self.kv = np.ascontiguousarray(state.kv[:, :, : state.offset])
+        self.offset = int(state.offset)
+        self.noise_draws = 0
+
 
 def voice_state_from_audio(
     flow_lm: FlowLM,

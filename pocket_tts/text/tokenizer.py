@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ __all__ = [
     "Tokenizer",
     "TokenizerError",
     "build_tokenizer",
-    "encoder_from_serialized",
     "tokenizer_kind_for",
 ]
 
@@ -121,10 +120,6 @@ class SentencePieceTokenizer:
         """Token ids as an int64 array of shape ``[1, T]`` (the reference returns a tensor)."""
         return np.asarray(self.encode(text), dtype=np.int64).reshape(1, -1)
 
-    def serialize(self) -> tuple[str, bytes]:
-        """``(kind, payload)`` for :func:`encoder_from_serialized` (e.g. in a worker process)."""
-        return "sentencepiece", self.sp.serialized_model_proto()
-
     def __repr__(self) -> str:
         return f"SentencePieceTokenizer({str(self.path)!r}, vocab_size={self.vocab_size})"
 
@@ -179,10 +174,6 @@ class JsonTokenizer:
         """Token ids as an int64 array of shape ``[1, T]`` (the reference returns a tensor)."""
         return np.asarray(self.encode(text), dtype=np.int64).reshape(1, -1)
 
-    def serialize(self) -> tuple[str, bytes]:
-        """``(kind, payload)`` for :func:`encoder_from_serialized` (e.g. in a worker process)."""
-        return "tokenizers", self.tokenizer.to_str().encode()
-
     def __repr__(self) -> str:
         return f"JsonTokenizer({str(self.path)!r}, vocab_size={self.vocab_size})"
 
@@ -224,18 +215,3 @@ def build_tokenizer(
     if tokenizer_kind_for(path, kind) == "tokenizers":
         return JsonTokenizer(path, n_bins=n_bins)
     return SentencePieceTokenizer(path, n_bins=n_bins)
-
-
-def encoder_from_serialized(kind: str, payload: bytes) -> Callable[[str], list[int]]:
-    """Rebuild just the text -> ids function from :meth:`SentencePieceTokenizer.serialize`."""
-    if kind == "tokenizers":
-        tokenizers = _import_tokenizers()
-        tok = tokenizers.Tokenizer.from_str(payload.decode())
-        return lambda text: list(tok.encode(text).ids)
-    if kind != "sentencepiece":
-        raise ValueError(f"unknown tokenizer kind {kind!r}")
-    import sentencepiece
-
-    sp = sentencepiece.SentencePieceProcessor()
-    sp.load_from_serialized_proto(payload)
-    return lambda text: list(sp.encode(text, out_type=int))
