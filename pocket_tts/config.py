@@ -393,7 +393,7 @@ class Config(_StrictConfig):
 
     def with_source_dir(self, directory: str | os.PathLike[str] | None) -> Config:
         """Return a copy whose relative local paths resolve against ``directory``."""
-        clone = dataclasses.replace(self)
+        clone = dataclasses.replace(self)  # type: ignore[type-var]
         object.__setattr__(clone, "_source_dir", None if directory is None else Path(directory))
         return clone
 

@@ -127,7 +127,7 @@ def _rewrite_config(text: str, weights: Path, tokenizer: Path | None, header: st
             hits = [i for i, line in enumerate(lines) if re.match(rf"\s+{field}\s*:", line)]
             if len(hits) != 1:
                 raise ValueError(f"expected one '{field}:' line in the config, found {len(hits)}")
-            indent = re.match(r"\s*", lines[hits[0]]).group(0)
+            indent = lines[hits[0]][: len(lines[hits[0]]) - len(lines[hits[0]].lstrip())]
             lines[hits[0]] = f"{indent}{field}: {_yaml_scalar(value)}"
     top = [header, f"weights_path: {_yaml_scalar(str(weights))}"]
     return "\n".join(top + lines) + "\n"

@@ -69,14 +69,14 @@ class AudioArray(np.ndarray):
         ``Tensor.clamp``: NaN stays NaN, and ``min > max`` gives ``max`` everywhere."""
         if min is None and max is None:
             raise TypeError("clamp() needs min or max (at least one of them not None)")
-        return np.clip(self, min, max)
+        return np.clip(self, min, max).view(AudioArray)
 
     def to(self, target: Any) -> AudioArray:
         """``Tensor.to`` for what applies here: ``"cpu"`` (this array), or a dtype, numpy's or
         torch's (e.g. ``torch.int16``; floats convert as in torch, truncating toward zero)."""
         if str(target) == "cpu":  # also torch.device("cpu")
             return self
-        return self.astype(_numpy_dtype(target))
+        return self.astype(_numpy_dtype(target)).view(AudioArray)
 
 
 def _numpy_dtype(dtype: Any) -> np.dtype:
@@ -134,9 +134,10 @@ class TTSModel:
         self.model_recommended_frames_after_eos = config.model_recommended_frames_after_eos
         self._last_chunk_stats: ChunkStats | None = None
         lt = config.flow_lm.lookup_table
-        self.tokenizer = build_tokenizer(
-            lt.n_bins, hub.resolve_path(config.resolve_local(lt.tokenizer_path)), lt.tokenizer
-        )
+        tokenizer_path = config.resolve_local(lt.tokenizer_path)
+        if tokenizer_path is None:
+            raise ValueError("the config has no flow_lm.lookup_table.tokenizer_path")
+        self.tokenizer = build_tokenizer(lt.n_bins, hub.resolve_path(tokenizer_path), lt.tokenizer)
         self.dtype = dtype
         self.flow_lm = FlowLM(config, weights, dtype=dtype)
         # The kernels keep packed copies: drop each original as soon as it has been consumed,
@@ -214,6 +215,7 @@ class TTSModel:
         if Path(hub.location_path(config_path)).suffix not in (".yaml", ".yml"):
             raise ValueError("Config should be a path to a YAML file ending with .yaml")
         model_config = load_config(config_path, download=hub.resolve_path)
+        weights_file: Path | None
         if weights is not None:
             weights_file, has_cloning, custom = Path(weights), True, True
             if not weights_file.exists():

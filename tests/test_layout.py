@@ -216,8 +216,8 @@ def test_table_entries(path):
     assert len(consumers) == len(set(consumers))
     for e in table:
         assert e.consumer.stage == e.key.split(".", 1)[0], e.key
-        assert e.consumer.field and e.consumer.field.count("[]") == len(e.consumer.index), e
-        assert all(isinstance(i, int) and i >= 0 for i in e.consumer.index), e
+        assert e.consumer.field and e.consumer.field.count("[]") == len(e.consumer.indexes), e
+        assert all(isinstance(i, int) and i >= 0 for i in e.consumer.indexes), e
         assert e.storage is _expected_storage(e.key, e.shape), e.key
 
 

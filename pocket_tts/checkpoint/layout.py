@@ -65,11 +65,11 @@ class Consumer(NamedTuple):
 
     stage: str  # "flow_lm" or "mimi"
     field: str  # e.g. "layers[].in_proj", "head.blocks[].ada_w", "dec.seanet.res[][].conv1.w"
-    index: tuple[int, ...] = ()
+    indexes: tuple[int, ...] = ()
 
     def __str__(self) -> str:
         parts = self.field.split("[]")
-        path = parts[0] + "".join(f"[{i}]{p}" for i, p in zip(self.index, parts[1:], strict=True))
+        path = parts[0] + "".join(f"[{i}]{p}" for i, p in zip(self.indexes, parts[1:], strict=True))
         return f"{self.stage}: {path}"
 
 
@@ -461,11 +461,11 @@ class StageTensors:
                 f"{stage}: the weights lack {len(missing)} tensors ({', '.join(missing)}); "
                 "pass every tensor of the checkpoint, e.g. from load_weights()"
             )
-        self._entries = {(e.consumer.field, e.consumer.index): e for e in entries}
+        self._entries = {(e.consumer.field, e.consumer.indexes): e for e in entries}
         self._arrays: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
         self._scales: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
         for e in entries:
-            slot = (e.consumer.field, e.consumer.index)
+            slot = (e.consumer.field, e.consumer.indexes)
             self._arrays[slot] = weights[e.key]
             if e.storage.packed and e.storage.dtype(dtype) == "int8":
                 if e.key + ".scale" not in weights:
@@ -499,7 +499,7 @@ class StageTensors:
         return self._entry(field, index).storage.dtype(self.dtype)
 
     def _pop(self, entry: TensorEntry) -> np.ndarray:
-        slot = (entry.consumer.field, entry.consumer.index)
+        slot = (entry.consumer.field, entry.consumer.indexes)
         if slot not in self._arrays:
             raise RuntimeError(f"{entry.key} ({entry.consumer}) was already taken")
         arr = self._arrays.pop(slot)

@@ -489,7 +489,7 @@ class SafetensorsFile:
                 raise ValueError(f"{name}: the buffer must be a C-contiguous numpy array")
             if not out.flags.writeable:
                 raise ValueError(f"{name}: the buffer is read-only")
-            view = memoryview(out.reshape(-1).view(np.uint8))  # a view: C-contiguous
+            view = out.reshape(-1).view(np.uint8).data  # a memoryview: C-contiguous
             if view.nbytes != info.nbytes:
                 raise ValueError(f"{name}: buffer of {view.nbytes} bytes for {info.nbytes}")
             start = self.header.data_start + info.begin
@@ -589,7 +589,7 @@ def write_safetensors(
             f.write(raw)
             for _, _, data in prepared:
                 if data.nbytes:
-                    f.write(memoryview(data).cast("B"))
+                    f.write(data.data.cast("B"))
         os.replace(tmp, path)
     except BaseException:
         try:
