@@ -118,7 +118,7 @@ def voice_state_from_audio(
     ``N + 1`` positions. The returned state has ``noise_draws == 1``: the reference consumes one
     noise vector here, which the caller must skip to stay in step with it.
     """
-    from .audio import load_prompt_audio
+    from .audio.wav import load_prompt_audio
 
     samples = load_prompt_audio(audio, truncate)
     latents = mimi.encode(samples)

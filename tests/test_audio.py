@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 from conftest import JFK_WAV, REF_WAV, REPO, run_reference
 
-from pocket_tts.audio import (
+from pocket_tts.audio.wav import (
     MAX_SAMPLE_RATE,
     AudioError,
     AudioFileNotFoundError,
@@ -654,7 +654,7 @@ def test_writer_streams_to_pipe_before_finalize():
 def test_stream_audio_chunks_to_stdout_decodes():
     code = (
         "import numpy as np\n"
-        "from pocket_tts.audio import stream_audio_chunks\n"
+        "from pocket_tts.audio.wav import stream_audio_chunks\n"
         "chunks = (np.full(2400, 0.1 * (i + 1), np.float32) for i in range(10))\n"
         "stream_audio_chunks('-', chunks, 24000)\n"
     )

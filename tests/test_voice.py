@@ -11,7 +11,7 @@ import pytest
 from conftest import JFK_WAV, REF_WAV
 from mimi_reference import golden, models, reference_load_voice
 
-from pocket_tts.audio import load_prompt_audio
+from pocket_tts.audio.wav import load_prompt_audio
 from pocket_tts.checkpoint.safetensors import read_safetensors, write_safetensors
 from pocket_tts.voice import (
     VoiceState,

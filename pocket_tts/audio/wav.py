@@ -41,7 +41,7 @@ from typing import IO, Any, BinaryIO
 
 import numpy as np
 
-from .hub import PREDEFINED_VOICES, is_remote_path, location_path, resolve_path
+from ..hub import PREDEFINED_VOICES, is_remote_path, location_path, resolve_path
 
 __all__ = [
     "FIRST_CHUNK_LENGTH_SECONDS",
