@@ -20,7 +20,7 @@ import numpy as np
 
 from . import hub
 from ._native import _flow_lm
-from .audio.wav import _is_safetensors_source
+from .audio.prompt import _is_safetensors_source
 from .checkpoint.loader import load_weights, side_storage
 from .config import CONFIGS_DIR, Config, load_config
 from .flow_lm import FlowLM

@@ -19,21 +19,16 @@ import pytest
 import soundfile as sf
 from conftest import JFK_WAV, REF_WAV, REPO, run_reference
 
-from pocket_tts.audio.wav import (
+from pocket_tts.audio.prompt import end_on_pause, load_prompt_audio
+from pocket_tts.audio.read import (
     MAX_SAMPLE_RATE,
     AudioError,
     AudioFileNotFoundError,
-    StreamingWAVWriter,
-    end_on_pause,
-    float_to_pcm16,
-    load_prompt_audio,
     read_audio,
-    resample,
-    stream_audio_chunks,
-    torch_linspace,
     validate_sample_rate,
-    write_wav,
 )
+from pocket_tts.audio.resample import resample, torch_linspace
+from pocket_tts.audio.wav import StreamingWAVWriter, float_to_pcm16, stream_audio_chunks, write_wav
 
 # ----------------------------------------------------------------------------------------------
 # Test files and the reference's outputs on them (one reference run per session)
