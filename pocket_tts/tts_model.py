@@ -21,7 +21,8 @@ import numpy as np
 from . import hub
 from ._native import _flow_lm
 from .audio.prompt import _is_safetensors_source
-from .checkpoint.loader import load_weights, side_storage
+from .checkpoint.loader import load_weights
+from .checkpoint.storage import STORAGE_DTYPES
 from .config import CONFIGS_DIR, Config, load_config
 from .flow_lm import FlowLM
 from .mimi import Mimi
@@ -35,7 +36,7 @@ logger = logging.getLogger("pocket_tts")
 DEFAULT_LANGUAGE = "english"
 DEFAULT_SAMPLER_DECODE_STEPS = 1
 MAX_TOKEN_PER_CHUNK = 50
-_WEIGHT_DTYPES = ("float32", "float16", "bfloat16", "int8")
+_WEIGHT_DTYPES = tuple(STORAGE_DTYPES)
 
 _TRAINING_CHECKPOINTS_NEED_TORCH = (
     "Training checkpoints (.pt) need torch; export them to safetensors with the "
@@ -145,7 +146,7 @@ class TTSModel:
         mimi_weights = _Consuming(
             {k: weights.pop(k) for k in [k for k in weights if k.startswith("mimi.")]}
         )
-        self.mimi = Mimi(config, mimi_weights, side_storage(dtype))
+        self.mimi = Mimi(config, mimi_weights, dtype)
         noise = _flow_lm.NoiseSource(
             seed if seed is not None else int.from_bytes(np.random.bytes(8), "little")
         )
