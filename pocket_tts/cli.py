@@ -164,7 +164,7 @@ class _Progress:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from .audio import StreamingWAVWriter
+    from .audio.wav import StreamingWAVWriter
 
     text = _read_text(args)
     if not text.strip():

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._native import _flow_lm, _mimi
-from .audio import torch_linspace
+from .audio.resample import torch_linspace
 from .flow_lm import FlowLM, FlowLMState, cores_available
 from .mimi import Mimi, MimiDecoderState
 from .voice import VoiceState

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import hub
 from ._native import _flow_lm
-from .audio import _is_safetensors_source
+from .audio.prompt import _is_safetensors_source
 from .checkpoint.loader import load_weights
 from .checkpoint.storage import STORAGE_DTYPES
 from .config import CONFIGS_DIR, Config, load_config

@@ -19,21 +19,16 @@ import pytest
 import soundfile as sf
 from conftest import JFK_WAV, REF_WAV, REPO, run_reference
 
-from pocket_tts.audio import (
+from pocket_tts.audio.prompt import end_on_pause, load_prompt_audio
+from pocket_tts.audio.read import (
     MAX_SAMPLE_RATE,
     AudioError,
     AudioFileNotFoundError,
-    StreamingWAVWriter,
-    end_on_pause,
-    float_to_pcm16,
-    load_prompt_audio,
     read_audio,
-    resample,
-    stream_audio_chunks,
-    torch_linspace,
     validate_sample_rate,
-    write_wav,
 )
+from pocket_tts.audio.resample import resample, torch_linspace
+from pocket_tts.audio.wav import StreamingWAVWriter, float_to_pcm16, stream_audio_chunks, write_wav
 
 # ----------------------------------------------------------------------------------------------
 # Test files and the reference's outputs on them (one reference run per session)
@@ -654,7 +649,7 @@ def test_writer_streams_to_pipe_before_finalize():
 def test_stream_audio_chunks_to_stdout_decodes():
     code = (
         "import numpy as np\n"
-        "from pocket_tts.audio import stream_audio_chunks\n"
+        "from pocket_tts.audio.wav import stream_audio_chunks\n"
         "chunks = (np.full(2400, 0.1 * (i + 1), np.float32) for i in range(10))\n"
         "stream_audio_chunks('-', chunks, 24000)\n"
     )

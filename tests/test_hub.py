@@ -492,7 +492,8 @@ def test_url_errors(env):
 def test_load_prompt_audio_from_hub_and_url(env, fake_hub):
     import numpy as np
 
-    from pocket_tts.audio import AudioError, load_prompt_audio
+    from pocket_tts.audio.prompt import load_prompt_audio
+    from pocket_tts.audio.read import AudioError
 
     state, url = fake_hub
     wav = JFK_WAV.read_bytes()

@@ -13,7 +13,7 @@ import pytest
 from conftest import REF_WAV, run_reference
 
 from pocket_tts import TTSModel
-from pocket_tts.audio import torch_linspace
+from pocket_tts.audio.resample import torch_linspace
 from pocket_tts.tts_model import AudioArray
 from pocket_tts.voice import VoiceState
 
