@@ -57,10 +57,11 @@ def torch_linspace(start: float, end: float, steps: int, dtype: Any = np.float32
         return np.full(1, start, dtype=dt)
     s, e = dt.type(start), dt.type(end)
     step = dt.type((e - s) / dt.type(steps - 1))
-    wide = np.float64 if dt.itemsize < 8 else np.longdouble
+    wide = np.dtype(np.float64 if dt.itemsize < 8 else np.longdouble)
     idx = np.arange(steps)
     halfway = steps // 2
     out = np.empty(steps, dtype=dt)
-    out[:halfway] = wide(s) + wide(step) * idx[:halfway].astype(wide)
-    out[halfway:] = wide(e) - wide(step) * (steps - 1 - idx[halfway:]).astype(wide)
+    step_w = np.asarray(step, dtype=wide)
+    out[:halfway] = np.asarray(s, dtype=wide) + step_w * idx[:halfway].astype(wide)
+    out[halfway:] = np.asarray(e, dtype=wide) - step_w * (steps - 1 - idx[halfway:]).astype(wide)
     return out
