@@ -1,9 +1,14 @@
-"""Build the C/Cython kernels.
+"""Build the C/Cython engine: one extension module, ``pocket_tts._native``.
 
-Every ``pocket_tts/_*.pyx`` becomes one extension module, linked with the C kernels in ``csrc/``.
+``pocket_tts/_native.pyx`` includes its ``_native_*.pxi`` parts (kernels, packing, flow LM,
+Mimi) and is linked once with every C kernel under ``csrc/`` (common/, flow_lm/, mimi/), so the
+process has one CPU-dispatch switch and one shared-product slot.
 The kernels are compiled for the baseline ISA; AVX2/FMA/F16C variants carry
-``__attribute__((target(...)))`` and are chosen at run time (csrc/cpu.c), so the build is portable.
-No ``-march=native`` and no ``-ffast-math`` (it flips FTZ/DAZ process-wide and folds NaN checks).
+``__attribute__((target(...)))`` and are chosen at run time (csrc/common/cpu.c), so the build is
+portable. No ``-march=native`` (the wheel must run on any x86-64 CPU) and no ``-ffast-math`` (it
+flips FTZ/DAZ process-wide and folds NaN checks). ``-Wall -Wextra``: the kernels compile clean
+(``tools/check_c.sh`` enforces it with ``-Werror``, for x86-64 and aarch64), and so does
+Cython's generated module as long as the ``.pxi`` code keeps its C types straight.
 """
 
 import glob
@@ -14,22 +19,30 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 DEBUG = os.environ.get("POCKET_TTS_DEBUG_CYTHON", "0") != "0"
-C_SOURCES = sorted(glob.glob("csrc/*.c"))
-COMMON = dict(
-    include_dirs=[np.get_include(), "csrc"],
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
-    extra_compile_args=["-O3", "-fno-math-errno", "-fopenmp-simd", "-std=gnu11"],
-)
+C_DIRS = ["csrc/common", "csrc/flow_lm", "csrc/mimi"]
+C_SOURCES = sorted(glob.glob("csrc/*/*.c"))
 
-extensions = [
-    Extension(f"pocket_tts.{os.path.splitext(os.path.basename(p))[0]}", [p, *C_SOURCES], **COMMON)
-    for p in sorted(glob.glob("pocket_tts/_*.pyx"))
-]
+native = Extension(
+    "pocket_tts._native",
+    ["pocket_tts/_native.pyx", *C_SOURCES],
+    include_dirs=[np.get_include(), *C_DIRS],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
+    # -fopenmp-simd: honours the `omp simd` loop hints only (no OpenMP runtime).
+    extra_compile_args=[
+        "-O3",
+        "-fno-math-errno",
+        "-fopenmp-simd",
+        "-std=gnu11",
+        "-Wall",
+        "-Wextra",
+    ],
+    depends=sorted(glob.glob("csrc/*/*.h") + glob.glob("pocket_tts/_native_*.pxi")),
+)
 
 setup(
     ext_modules=cythonize(
-        extensions,
-        include_path=["csrc"],
+        [native],
+        include_path=C_DIRS,
         compiler_directives=dict(
             language_level=3,
             boundscheck=DEBUG,

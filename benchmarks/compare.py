@@ -105,16 +105,16 @@ def run_measure(
 
 def read_bandwidth_gbs() -> float:
     """Single-thread streaming read bandwidth through our fp32 GEMV kernel on 256 MB."""
-    from pocket_tts._native import _kernels
+    from pocket_tts import _native
     from pocket_tts.checkpoint.loader import pack_panels
 
     w = pack_panels(np.ones((8192, 8192), np.float32))
     x = np.ones((1, 8192), np.float32)
-    _kernels.gemm(x, w, "float32", 8192)
+    _native.gemm(x, w, "float32", 8192)
     best = 0.0
     for _ in range(5):
         t = time.perf_counter()
-        _kernels.gemm(x, w, "float32", 8192)
+        _native.gemm(x, w, "float32", 8192)
         best = max(best, w.nbytes / (time.perf_counter() - t) / 1e9)
     del w
     return best

@@ -1,8 +1,8 @@
 """Flow LM stage: text tokens and voice conditioning in, normalised latents (and EOS logits) out.
 
-A thin Python layer over the C kernels in ``csrc/flow_lm.c`` (driven by ``_flow_lm.pyx``): the
-:class:`FlowLM` object is read-only and shared; every stream owns a :class:`FlowLMState`
-(KV caches sized once, scratch, noise generator)."""
+A thin Python layer over the C kernels in ``csrc/flow_lm/`` (driven by ``_native_flow_lm.pxi``):
+the :class:`FlowLM` object is read-only and shared; every stream owns a :class:`FlowLMState` (KV
+caches sized once, scratch, noise generator)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import threading
 
 import numpy as np
 
-from ._native import _flow_lm, _kernels
+from . import _native
 from .checkpoint.layout import StageTensors
 from .config import Config
 
-FlowLMState = _flow_lm.FlowLMState
+FlowLMState = _native.FlowLMState
 
 __all__ = ["FlowLM", "FlowLMState", "cores_available"]
 
@@ -50,7 +50,7 @@ class FlowLM:
         self.n_bins = fc.lookup_table.n_bins
         self.flow_type = fc.flow.type
         tensors = StageTensors(config, "flow_lm", weights, dtype)
-        self.kernel = _flow_lm.FlowLMKernel(
+        self.kernel = _native.FlowLMKernel(
             tensors,
             num_heads=tc.num_heads,
             num_kv_heads=self.num_kv_heads,
@@ -72,7 +72,7 @@ class FlowLM:
         self.speaker_proj = tensors.take("speaker_proj")
         # Projected by the engine's own GEMM, not numpy's: a BLAS call wakes a thread pool
         # whose spinning workers then compete with the prefill that follows on both cores.
-        self._speaker_proj_panels = _kernels.pack_nt(self.speaker_proj)
+        self._speaker_proj_panels = _native.pack_nt(self.speaker_proj)
         self.emb_mean = tensors.take("emb_mean")
         self.emb_std = tensors.take("emb_std")
         tensors.finish()
@@ -101,7 +101,7 @@ class FlowLM:
             )
         d = self.speaker_proj.shape[0]
         projected = (
-            _kernels.gemm_packed(np.ascontiguousarray(latents), self._speaker_proj_panels, d)
+            _native.gemm_packed(np.ascontiguousarray(latents), self._speaker_proj_panels, d)
             if len(latents)
             else np.empty((0, d), np.float32)
         )
@@ -118,7 +118,7 @@ class FlowLM:
     def prefill(self, state: FlowLMState, embeddings: np.ndarray) -> None:
         """Append conditioning embeddings ``[T, d_model]`` to the state's KV caches, on both
         cores when there are two: a helper thread takes chunks of every product as it comes
-        free (``_flow_lm.SHARED``), which keeps both cores busy when one of them is slowed
+        free (``_native.SHARED``), which keeps both cores busy when one of them is slowed
         down, where a fixed half each waits for the slower one (bit-identical either way)."""
         x = np.array(embeddings, dtype=np.float32, order="C", copy=True)
         if cores_available() < 2:
@@ -126,13 +126,13 @@ class FlowLM:
             return
         done = np.zeros(1, np.int32)
         helper = threading.Thread(
-            target=_flow_lm.help_until, args=(done, 1), name="pocket-tts-prefill", daemon=True
+            target=_native.help_until, args=(done, 1), name="pocket-tts-prefill", daemon=True
         )
         helper.start()
         try:
-            self.kernel.prefill(state, x, _flow_lm.SHARED)
+            self.kernel.prefill(state, x, _native.SHARED)
         finally:
-            _flow_lm.progress_store(done, 1)
+            _native.progress_store(done, 1)
             helper.join()
 
     def step(
@@ -152,7 +152,7 @@ class FlowLM:
         ``prefix`` (conditioning embeddings ``[T, d_model]``) is prefilled in the same pass
         as the frame, which then reads the weights once instead of twice (a text chunk's first
         frame); ``threads=2`` splits the products over both cores (while the decoder idles);
-        ``threads=_flow_lm.SHARED`` offers them in chunks to a thread in ``_flow_lm.help_until``
+        ``threads=_native.SHARED`` offers them in chunks to a thread in ``_native.help_until``
         (the decoder thread while it waits for this frame). Every mode gives the same bits."""
         return self.kernel.step(
             state, latent_in, noise, steps, latent_out, cond_out, prefix, threads

@@ -1,18 +1,17 @@
 """Mimi codec: latents -> 24 kHz audio (streaming decoder) and audio -> latents (encoder).
 
-A thin Python layer over the C kernels in ``csrc/mimi.c`` / ``seanet.c`` / ``conv.c`` (driven
-by ``_mimi.pyx``). :class:`Mimi` is read-only and can be shared between streams; every decoding
-stream owns a :class:`MimiDecoderState` that holds all of its memory (conv histories,
-KV windows of the ``context`` last positions, one frame of scratch), allocated once.
+A thin Python layer over the C kernels in ``csrc/mimi/`` (``mimi.c``, ``seanet.c``, ``conv.c``;
+driven by ``_native_mimi.pxi``). :class:`Mimi` is read-only and can be shared between streams;
+every decoding stream owns a :class:`MimiDecoderState` that holds all of its memory (conv
+histories, KV windows of the ``context`` last positions, one frame of scratch), allocated once.
 
-Activations are time-major ``[T, C]`` inside the kernels (see csrc/conv.h); conv weights are
-repacked once here from the reference layout.
+Activations are time-major ``[T, C]`` inside the kernels (see csrc/mimi/conv.h); conv weights
+are repacked once here from the reference layout.
 
 Decoding a call of ``n`` frames runs the one-frame computation ``n`` times, so the audio does
 not depend on how frames are grouped into calls (bit for bit). The reference decoder gets
 ``latent * emb_std + emb_mean``; :meth:`Mimi.decode` takes latents already de-normalised
-(:meth:`Mimi.denormalize` does it the reference's way).
-"""
+(:meth:`Mimi.denormalize` does it the reference's way)."""
 
 from __future__ import annotations
 
@@ -21,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from ._native import _mimi
+from . import _native
 from .checkpoint.layout import StageTensors
 from .config import Config, MimiTransformerConfig, SEANetConfig
 
-MimiDecoderState = _mimi.MimiDecoderState
+MimiDecoderState = _native.MimiDecoderState
 
 __all__ = [
     "Mimi",
@@ -153,7 +152,7 @@ def _check_seanet(s: SEANetConfig, what: str) -> None:
 
 
 def _specs(config: Config, w: StageTensors) -> tuple[dict, dict]:
-    """Decoder and encoder specs (packed weights + shapes) for :class:`_mimi.MimiKernel`, from
+    """Decoder and encoder specs (packed weights + shapes) for :class:`_native.MimiKernel`, from
     the ``mimi`` tensors taken by consumer field; every matrix and conv carries the storage its
     table entry gives it."""
     m = config.mimi
@@ -251,7 +250,7 @@ class Mimi:
         tensors = StageTensors(config, "mimi", weights, dtype)
         dec, enc = _specs(config, tensors)
         tensors.finish()
-        self.kernel = _mimi.MimiKernel(dec, enc)
+        self.kernel = _native.MimiKernel(dec, enc)
         self.frame_size: int = self.kernel.frame_size
         #: Latent width the decoder takes (quantizer.dimension, 32).
         self.ldim: int = self.kernel.ldim

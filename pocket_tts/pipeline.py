@@ -22,11 +22,11 @@ spend their time in C kernels that release the GIL, so each keeps one core busy.
 * the flow LM runs every step with ``threads=SHARED``: each large product is posted, in chunks,
   to the native module's shared-product slot, where a thread waiting in ``help_until`` takes
   chunks too. The decoder thread, whenever it finds no latent queued, waits in
-  ``_flow_lm.help_until(lm_progress, received + 1)``: it computes chunks of the flow LM's
+  ``_native.help_until(lm_progress, received + 1)``: it computes chunks of the flow LM's
   products until the flow LM publishes the next frame (``progress_store`` after queueing it) or
   ends (``LM_FINISHED``);
 * the first frame is decoded with ``threads=SHARED`` while the flow LM, its frame 0 done, waits
-  in ``_mimi.help_until(first_audio.progress, 1)`` computing chunks of the decoder's products;
+  in ``_native.help_until(first_audio.progress, 1)`` computing chunks of the decoder's products;
   the decoder stores 1 there once the first audio is out (time to first audio). Frame 0 also
   carries the text prefill, with the decoder thread helping.
 
@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._native import _flow_lm, _mimi
+from . import _native
 from .audio.resample import torch_linspace
 from .flow_lm import FlowLM, FlowLMState, cores_available
 from .mimi import Mimi, MimiDecoderState
@@ -137,7 +137,7 @@ class Stages:
     the noise generator, which every stream of the model draws from in turn (like torch's
     global generator in the reference)."""
 
-    def __init__(self, flow_lm: FlowLM, mimi: Mimi, noise: _flow_lm.NoiseSource) -> None:
+    def __init__(self, flow_lm: FlowLM, mimi: Mimi, noise: _native.NoiseSource) -> None:
         """Bind the two models and the model's noise generator."""
         self.flow_lm = flow_lm
         self.mimi = mimi
@@ -198,7 +198,7 @@ class Stages:
 
         Returns False, without emitting it, when the frame is past the end: EOS was seen (from
         frame ``min_frames_before_eos`` on) ``frames_after_eos`` frames ago, as in the
-        reference. ``threads`` is the products' thread mode (1, 2 or ``_flow_lm.SHARED``).
+        reference. ``threads`` is the products' thread mode (1, 2 or ``_native.SHARED``).
         """
         stats, sampling = chunk.stats, chunk.sampling
         step = stats.frames
@@ -230,7 +230,7 @@ class Stages:
     def decode_frames(self, chunk: ChunkState, n: int, threads: int) -> np.ndarray:
         """Decode the chunk's next ``n`` latents; returns their audio (a view into
         ``chunk.audio``), faded in at the start of the chunk. ``threads``: 1, 2 or
-        ``_mimi.SHARED``."""
+        ``_native.SHARED``."""
         a, b = chunk.frames_decoded, chunk.frames_decoded + n
         mimi_in = chunk.mimi_in[a:b]
         # latents * std + mean with two roundings, as the reference (and without allocating).
@@ -249,14 +249,14 @@ class Stages:
 @dataclass(eq=False)
 class _FirstAudio:
     """'The first frame is decoded', for the flow-LM thread to wait on: helping with the
-    decoder's products (``_mimi.help_until(progress, 1)``) or sleeping on ``event``."""
+    decoder's products (``_native.help_until(progress, 1)``) or sleeping on ``event``."""
 
     progress: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int32))
     event: threading.Event = field(default_factory=threading.Event)
 
     def set(self) -> None:
         """Release the flow-LM thread, whichever way it waits."""
-        _flow_lm.progress_store(self.progress, 1)
+        _native.progress_store(self.progress, 1)
         self.event.set()
 
 
@@ -300,7 +300,7 @@ class ChunkPipeline:
                     return
                 first = self.chunk.frames_decoded == 0
                 if first:  # the flow LM waits for this frame: use both cores
-                    threads = _mimi.SHARED if self.share else 2
+                    threads = _native.SHARED if self.share else 2
                 else:
                     threads = 1
                 out = self.stages.decode_frames(self.chunk, n, threads)
@@ -318,7 +318,7 @@ class ChunkPipeline:
         if self.lm_returned:
             return 0
         if self.share and self.latents.empty():
-            _flow_lm.help_until(self.lm_progress, self.chunk.frames_decoded + 1)
+            _native.help_until(self.lm_progress, self.chunk.frames_decoded + 1)
         item = self.latents.get()
         n = 0
         while True:
@@ -345,7 +345,7 @@ class ChunkPipeline:
             self.latents.put(exc)
         finally:
             self.latents.put(None)
-            _flow_lm.progress_store(self.lm_progress, LM_FINISHED)
+            _native.progress_store(self.lm_progress, LM_FINISHED)
 
     def _flow_lm_loop(self) -> None:
         """Generate the chunk's frames until EOS (plus its tail), the budget, or a stop."""
@@ -354,14 +354,14 @@ class ChunkPipeline:
             if self._cancelled():
                 return
             if self.share:
-                threads = _flow_lm.SHARED
+                threads = _native.SHARED
             else:  # frame 0 (with the text prefill) on both threads: the decoder idles
                 threads = 2 if step == 0 else 1
             if not self.stages.flow_lm_frame(chunk, threads):
                 return
             self.latents.put(step)
             if self.share:
-                _flow_lm.progress_store(self.lm_progress, step + 1)
+                _native.progress_store(self.lm_progress, step + 1)
             if step == 0 and not self._wait_for_first_audio():
                 return
         logger.warning(
@@ -372,7 +372,7 @@ class ChunkPipeline:
         """After frame 0, wait until it is decoded (time to first audio), helping with the
         decoder's products on two cores; False if the chunk was cancelled meanwhile."""
         if self.share:
-            _mimi.help_until(self.first_audio.progress, 1)
+            _native.help_until(self.first_audio.progress, 1)
         while not self.first_audio.event.wait(0.05):
             if self._cancelled():
                 return False

@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import hub
-from ._native import _flow_lm
+from . import _native, hub
 from .audio.prompt import _is_safetensors_source
 from .checkpoint.loader import load_weights
 from .checkpoint.storage import STORAGE_DTYPES
@@ -148,7 +147,7 @@ class TTSModel:
             {k: weights.pop(k) for k in [k for k in weights if k.startswith("mimi.")]}
         )
         self.mimi = Mimi(config, mimi_weights, dtype)
-        noise = _flow_lm.NoiseSource(
+        noise = _native.NoiseSource(
             seed if seed is not None else int.from_bytes(np.random.bytes(8), "little")
         )
         self._stages = Stages(self.flow_lm, self.mimi, noise)

@@ -63,6 +63,17 @@ def run_reference(script: str, *args: str, timeout: float = 900) -> str:
     return proc.stdout
 
 
+def pytest_report_header(config) -> str:
+    """Which kernels this run exercises: POCKET_TTS_FORCE_GENERIC=1 runs the whole suite (and
+    every subprocess it starts) on the portable C fallback."""
+    from pocket_tts import _native
+
+    if _native.has_avx2():
+        return "pocket_tts kernels: AVX2/FMA/F16C"
+    forced = os.environ.get("POCKET_TTS_FORCE_GENERIC", "0") not in ("", "0")
+    return "pocket_tts kernels: portable" + (" (POCKET_TTS_FORCE_GENERIC)" if forced else "")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared data folder (tokenizer.model, ref.wav, jfk_16k.wav)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pocket_tts._native import _mimi
+from pocket_tts import _native
 from pocket_tts.mimi import pack_conv1d, pack_convtr1d, pack_depthwise_convtr1d
 
 EPS32 = 2.0**-24
@@ -129,11 +129,11 @@ def elu64(x):
 
 @pytest.fixture(params=["avx2", "generic"])
 def isa(request):
-    if request.param == "avx2" and not _mimi.has_avx2():
-        pytest.skip("no AVX2/FMA on this CPU")
-    _mimi.force_generic(request.param == "generic")
+    if request.param == "avx2" and not _native.has_avx2():
+        pytest.skip("AVX2 kernels not selected (no AVX2/FMA/F16C, or POCKET_TTS_FORCE_GENERIC)")
+    _native.force_generic(request.param == "generic")
     yield request.param
-    _mimi.force_generic(False)
+    _native.force_generic(False)
 
 
 CONV_CASES = [
@@ -159,7 +159,7 @@ def test_conv1d_streaming_matches_twin(case) -> None:
     x = rng.standard_normal((sum(sizes), c_in)).astype(np.float32)
     x[0] += 2.0  # make replicate padding visible
     spec = pack_conv1d(w, b, stride=s, dilation=dil, replicate=rep)
-    got = np.concatenate(_mimi.conv1d_stream(spec, chunks_of(x, sizes)))
+    got = np.concatenate(_native.conv1d_stream(spec, chunks_of(x, sizes)))
     want, mag = conv1d_twin(
         x.T.astype(np.float64),
         w.astype(np.float64),
@@ -179,8 +179,8 @@ def test_conv1d_chunking_is_only_rounding() -> None:
     w = rng.standard_normal((6, 8, 3)).astype(np.float32)
     spec = pack_conv1d(w, np.zeros(6, np.float32))
     x = rng.standard_normal((40, 8)).astype(np.float32)
-    a = np.concatenate(_mimi.conv1d_stream(spec, [x]))
-    b = np.concatenate(_mimi.conv1d_stream(spec, chunks_of(x, [1] * 40)))
+    a = np.concatenate(_native.conv1d_stream(spec, [x]))
+    b = np.concatenate(_native.conv1d_stream(spec, chunks_of(x, [1] * 40)))
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
@@ -201,7 +201,9 @@ def test_convtr1d_streaming_matches_twin(case) -> None:
     w = rng.standard_normal((c_in, c_out, k)).astype(np.float32) / np.sqrt(2 * c_in)
     b = rng.standard_normal(c_out).astype(np.float32) if bias else None
     x = rng.standard_normal((sum(sizes), c_in)).astype(np.float32)
-    got = np.concatenate(_mimi.convtr1d_stream(pack_convtr1d(w, b, stride=s), chunks_of(x, sizes)))
+    got = np.concatenate(
+        _native.convtr1d_stream(pack_convtr1d(w, b, stride=s), chunks_of(x, sizes))
+    )
     want, mag = convtr1d_twin(
         x.T.astype(np.float64),
         w.astype(np.float64),
@@ -225,7 +227,7 @@ def test_float16_convs_match_twin(isa) -> None:
     x = rng.standard_normal((sum(sizes), c_in)).astype(np.float32)
     w16 = w.astype(np.float16).astype(np.float64)
     spec = dict(pack_conv1d(w, b, stride=s), storage="float16")
-    got = np.concatenate(_mimi.conv1d_stream(spec, chunks_of(x, sizes)))
+    got = np.concatenate(_native.conv1d_stream(spec, chunks_of(x, sizes)))
     want, mag = conv1d_twin(x.T.astype(np.float64), w16, b.astype(np.float64), s, 1, False, sizes)
     check(got, want.T, mag.T, c_in * k)
     want32, _ = conv1d_twin(x.T.astype(np.float64), w.astype(np.float64), b, s, 1, False, sizes)
@@ -234,13 +236,13 @@ def test_float16_convs_match_twin(isa) -> None:
 
     wt = rng.standard_normal((c_in, c_out, 12)).astype(np.float32) / np.sqrt(2 * c_in)
     spec = dict(pack_convtr1d(wt, b, stride=6), storage="float16")
-    got = np.concatenate(_mimi.convtr1d_stream(spec, chunks_of(x, sizes)))
+    got = np.concatenate(_native.convtr1d_stream(spec, chunks_of(x, sizes)))
     want, mag = convtr1d_twin(
         x.T.astype(np.float64), wt.astype(np.float16).astype(np.float64), b, 6, sizes
     )
     check(got, want.T, mag.T, c_in * 2)
     with pytest.raises(ValueError, match="float32 or float16"):
-        _mimi.conv1d_stream(dict(pack_conv1d(w, b), storage="int8"), [x])
+        _native.conv1d_stream(dict(pack_conv1d(w, b), storage="int8"), [x])
 
 
 @pytest.mark.parametrize(
@@ -253,7 +255,7 @@ def test_depthwise_convtr_matches_twin(C, k, s, bias, sizes) -> None:
     b = rng.standard_normal(C).astype(np.float32) if bias else None
     x = rng.standard_normal((sum(sizes), C)).astype(np.float32)
     got = np.concatenate(
-        _mimi.depthwise_stream(pack_depthwise_convtr1d(w, s), b, k, s, chunks_of(x, sizes))
+        _native.depthwise_stream(pack_depthwise_convtr1d(w, s), b, k, s, chunks_of(x, sizes))
     )
     want, mag = convtr1d_twin(
         x.T.astype(np.float64),
@@ -273,7 +275,7 @@ def test_depthwise_upsampler_is_bit_exact_float32() -> None:
     w = rng.standard_normal((C, 1, k)).astype(np.float32)
     x = rng.standard_normal((4, C)).astype(np.float32)
     got = np.concatenate(
-        _mimi.depthwise_stream(pack_depthwise_convtr1d(w, s), None, k, s, chunks_of(x, [1] * 4))
+        _native.depthwise_stream(pack_depthwise_convtr1d(w, s), None, k, s, chunks_of(x, [1] * 4))
     )
     prev = np.zeros(C, np.float32)
     for t in range(4):
@@ -292,17 +294,17 @@ def test_elu_matches_twin(isa) -> None:
             np.float32([-1e-30, -1e-8, -0.34657, -0.34658, 0.0, -0.0, 1e-30, 100.0, -100.0]),
         ]
     )
-    got = _mimi.elu(x)
+    got = _native.elu(x)
     want = elu64(x.astype(np.float64))
     # Within 2 ulp of the exact value (libm expm1f is within 1).
     assert np.all(np.abs(got - want) <= 2 * EPS32 * np.abs(want) + 1e-45)
     special = np.float32([np.nan, np.inf, -np.inf])
-    s = _mimi.elu(special)
+    s = _native.elu(special)
     assert np.isnan(s[0]) and s[1] == np.inf and s[2] == -1.0
     # The result of an element depends only on its value (vector body and tail agree).
     for n in (1, 7, 8, 9, 23):
-        assert np.array_equal(_mimi.elu(x[:n]), got[:n])
-        assert np.array_equal(_mimi.elu(x[5 : 5 + n]), got[5 : 5 + n])
+        assert np.array_equal(_native.elu(x[:n]), got[:n])
+        assert np.array_equal(_native.elu(x[5 : 5 + n]), got[5 : 5 + n])
 
 
 @pytest.mark.parametrize("dilation", [1, 3])
@@ -315,7 +317,7 @@ def test_resblock_matches_twin(isa, dilation: int) -> None:
     b2 = rng.standard_normal(dim).astype(np.float32) * 0.1
     x = rng.standard_normal((sum(sizes), dim)).astype(np.float32)
     got = np.concatenate(
-        _mimi.resblock_stream(
+        _native.resblock_stream(
             pack_conv1d(w1, b1, dilation=dilation), pack_conv1d(w2, b2), chunks_of(x, sizes)
         )
     )
@@ -345,7 +347,7 @@ def test_mimi_gelu_matches_twin(isa) -> None:
             np.float32([0.0, -0.0, 1e-30, -1e-30, 1e-8, -1e-8, 30.0, -30.0, 1e4, -1e4]),
         ]
     )
-    got = _mimi.gelu_tanh(x).astype(np.float64)
+    got = _native.gelu_tanh(x).astype(np.float64)
     x64 = x.astype(np.float64)
     want = gelu64(x64)
     # u is formed in float32 (a few roundings relative to |u|), then tanh within a few ulp;
@@ -353,9 +355,9 @@ def test_mimi_gelu_matches_twin(isa) -> None:
     u = np.abs(0.7978845608028654 * (x64 + 0.044715 * x64**3))
     bound = 8 * EPS32 * (np.abs(want) + 0.5 * np.abs(x64) * (1.0 + u * (1 - np.tanh(u) ** 2)))
     assert np.all(np.abs(got - want) <= bound + 1e-45)
-    assert _mimi.gelu_tanh(np.float32([np.nan]))[0] != _mimi.gelu_tanh(np.float32([np.nan]))[0]
+    assert _native.gelu_tanh(np.float32([np.nan]))[0] != _native.gelu_tanh(np.float32([np.nan]))[0]
     for n in (1, 7, 8, 9, 23):  # an element's result depends only on its value
-        assert np.array_equal(_mimi.gelu_tanh(x[3 : 3 + n]), got[3 : 3 + n].astype(np.float32))
+        assert np.array_equal(_native.gelu_tanh(x[3 : 3 + n]), got[3 : 3 + n].astype(np.float32))
 
 
 def window_attention64(q, k, v, context):
@@ -397,11 +399,11 @@ def test_window_attention_matches_twin(isa, H: int, Hkv: int, D: int) -> None:
         q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), context
     )
     chunks = list(zip(chunks_of(q, sizes), chunks_of(k, sizes), chunks_of(v, sizes), strict=True))
-    got = np.concatenate(_mimi.window_attention_stream(context, chunks))
+    got = np.concatenate(_native.window_attention_stream(context, chunks))
     assert np.all(np.abs(got - want) <= bound), float((np.abs(got - want) / bound).max())
-    two = np.concatenate(_mimi.window_attention_stream(context, chunks, threads=2))
+    two = np.concatenate(_native.window_attention_stream(context, chunks, threads=2))
     assert np.array_equal(two, got)
     ones = list(
         zip(chunks_of(q, [1] * T), chunks_of(k, [1] * T), chunks_of(v, [1] * T), strict=True)
     )
-    assert np.array_equal(np.concatenate(_mimi.window_attention_stream(context, ones)), got)
+    assert np.array_equal(np.concatenate(_native.window_attention_stream(context, ones)), got)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import run_reference
 
-from pocket_tts._native import _flow_lm, _kernels
+from pocket_tts import _native
 from pocket_tts.checkpoint.loader import load_weights
 from pocket_tts.config import load_config
 from pocket_tts.flow_lm import FlowLM
@@ -101,7 +101,7 @@ def test_parity_with_reference(case, scenario: str) -> None:
 
 def test_noise_generator_matches_torch(case) -> None:
     lm, g = case
-    st = _flow_lm.NoiseSource()
+    st = _native.NoiseSource()
     std = float(np.float32(0.3**0.5))
     out = np.empty(lm.ldim, np.float32)
     st.seed(0)
@@ -120,7 +120,7 @@ def test_rope_frequencies_bit_identical_to_torch() -> None:
     dims = [16, 32, 48, 64, 96, 128, 256]
     want = json.loads(run_reference("rope_freqs.py", *dims))
     for D in dims:
-        got = _kernels.rope_freqs(D).view(np.int32).tolist()
+        got = _native.rope_freqs(D).view(np.int32).tolist()
         assert got == want[str(D)], D
 
 
@@ -151,7 +151,7 @@ def test_bad_inputs_leave_model_usable(case) -> None:
         lm.step(st, lat.copy(), g["noise"][2], lat, cond)
     with pytest.raises(ValueError, match="capacity"):
         lm.new_state(0)
-    noise = _flow_lm.NoiseSource(0)
+    noise = _native.NoiseSource(0)
     with pytest.raises(ValueError, match="multiple of 16"):
         noise.normal(np.zeros(10, np.float32), 1.0)
     with pytest.raises(ValueError, match="positive"):
@@ -163,11 +163,11 @@ def test_generic_and_avx2_paths_agree(case) -> None:
     lm, g = case
     outs = []
     for generic in (True, False):
-        _flow_lm.force_generic(generic)  # each extension module has its own dispatch switch
+        _native.force_generic(generic)  # one dispatch switch for every kernel
         try:
             outs.append(run_scenario(lm, g, "free")["latents"])
         finally:
-            _flow_lm.force_generic(False)
+            _native.force_generic(False)
     assert np.abs(outs[0] - outs[1]).max() <= TOL
 
 
@@ -210,19 +210,19 @@ def test_shared_products_bit_identical(case) -> None:
             )
             x = lat[f]
             if progress is not None:
-                _flow_lm.progress_store(progress, f + 1)
+                _native.progress_store(progress, f + 1)
         return lat, st.kv[:, :, : st.offset].copy()
 
     alone = run(1, None)
     progress = np.zeros(1, np.int32)
     result: list = []
-    worker = threading.Thread(target=lambda: result.append(run(_flow_lm.SHARED, progress)))
+    worker = threading.Thread(target=lambda: result.append(run(_native.SHARED, progress)))
     worker.start()
-    _flow_lm.help_until(progress, len(noise))
+    _native.help_until(progress, len(noise))
     worker.join()
     assert np.array_equal(result[0][0], alone[0]) and np.array_equal(result[0][1], alone[1])
     # Nobody helping: the poster computes every chunk itself, same bits.
-    shared_alone = run(_flow_lm.SHARED, None)
+    shared_alone = run(_native.SHARED, None)
     assert np.array_equal(shared_alone[0], alone[0])
 
 

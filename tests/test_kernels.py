@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pocket_tts._native import _kernels as K
+from pocket_tts import _native as K
 
 RNG = np.random.default_rng(1234)
 
@@ -63,12 +63,12 @@ def test_rope_interleaved_float32_angles(pos0: int) -> None:
     assert np.abs(K.rope(x, pos0) - rope64(x, pos0)).max() < 5e-6
 
 
-def attention64(q, keys, vals, positions, qpos, context):
+def attention64(q, keys, vals, positions, qpos):
     T, H, D = q.shape
     Hkv = keys.shape[1]
     out = np.zeros((T, H, D))
     for t in range(T):
-        visible = (positions <= qpos[t]) & ((context == 0) | (qpos[t] - positions < context))
+        visible = positions <= qpos[t]
         for h in range(H):
             kh = keys[visible, h // (H // Hkv)].astype(np.float64)
             vh = vals[visible, h // (H // Hkv)].astype(np.float64)
@@ -84,29 +84,15 @@ def test_attention_linear_cache_gqa(H: int, Hkv: int) -> None:
     ck, cv = np.full((cap, Hkv, D), np.nan, np.float32), np.full((cap, Hkv, D), np.nan, np.float32)
     ck[:prior], cv[:prior] = f32(prior, Hkv, D), f32(prior, Hkv, D)
     q, k, v = f32(T, H, D), f32(T, Hkv, D), f32(T, Hkv, D)
-    out, off = K.attention(q, k, v, ck, cv, prior, 0)
+    out, off = K.attention(q, k, v, ck, cv, prior)
     assert off == prior + T
     keys = np.concatenate([ck[:prior], k])
     vals = np.concatenate([cv[:prior], v])
-    want = attention64(q, keys, vals, np.arange(prior + T), np.arange(prior, prior + T), 0)
+    want = attention64(q, keys, vals, np.arange(prior + T), np.arange(prior, prior + T))
     assert np.abs(out - want).max() < 2e-6
 
 
-def test_attention_ring_window_equals_full_history() -> None:
-    """A ring of `context` slots gives the same result as a full cache with a window mask."""
-    H, D, context, total, T = 2, 8, 5, 23, 4
-    q, k, v = f32(total, H, D), f32(total, H, D), f32(total, H, D)
-    ck, cv = np.zeros((context, H, D), np.float32), np.zeros((context, H, D), np.float32)
-    outs, off = [], 0
-    for s in range(0, total, T):
-        e = min(s + T, total)
-        o, off = K.attention(q[s:e], k[s:e], v[s:e], ck, cv, off, context)
-        outs.append(o)
-    want = attention64(q, k, v, np.arange(total), np.arange(total), context)
-    assert np.abs(np.concatenate(outs) - want).max() < 2e-6
-
-
-def attention_calls(q, k, v, prior_k, prior_v, cap, sizes, context=0, threads=1):
+def attention_calls(q, k, v, prior_k, prior_v, cap, sizes, threads=1):
     """Run q/k/v[T] through K.attention in calls of ``sizes`` rows on a cache ([cap, Hkv, D])
     holding ``prior`` positions (the rest NaN: never read); returns the concatenated outputs."""
     ck = np.full((cap, *k.shape[1:]), np.nan, np.float32)
@@ -115,9 +101,7 @@ def attention_calls(q, k, v, prior_k, prior_v, cap, sizes, context=0, threads=1)
     ck[:off], cv[:off] = prior_k, prior_v
     outs, s = [], 0
     for n in sizes:
-        o, off = K.attention(
-            q[s : s + n], k[s : s + n], v[s : s + n], ck, cv, off, context, threads=threads
-        )
+        o, off = K.attention(q[s : s + n], k[s : s + n], v[s : s + n], ck, cv, off, threads=threads)
         outs.append(o)
         s += n
     assert s == len(q)
@@ -137,7 +121,7 @@ def test_attention_flow_lm_shapes_vs_float64(generic: bool, H: int, Hkv: int, D:
     pk, pv = f32(prior, Hkv, D), f32(prior, Hkv, D)
     q, k, v = f32(T + 3, H, D), f32(T + 3, Hkv, D), f32(T + 3, Hkv, D)
     keys, vals = np.concatenate([pk, k]), np.concatenate([pv, v])
-    want = attention64(q, keys, vals, np.arange(prior + T + 3), np.arange(prior, prior + T + 3), 0)
+    want = attention64(q, keys, vals, np.arange(prior + T + 3), np.arange(prior, prior + T + 3))
     K.force_generic(generic)
     try:
         got = attention_calls(q, k, v, pk, pv, cap, [T, 1, 1, 1])
@@ -149,7 +133,7 @@ def test_attention_flow_lm_shapes_vs_float64(generic: bool, H: int, Hkv: int, D:
 @pytest.mark.parametrize("generic", [False, True])
 def test_attention_rows_independent_of_call_split(generic: bool) -> None:
     """A row's output is bit-identical whether it shares its call with 12 other rows, is cut
-    into uneven calls, or runs alone (frame by frame == batch), on a linear cache and a ring."""
+    into uneven calls, or runs alone (frame by frame == batch)."""
     H, Hkv, D, prior, T = 8, 4, 64, 61, 21
     pk, pv = f32(prior, Hkv, D), f32(prior, Hkv, D)
     q, k, v = f32(T, H, D), f32(T, Hkv, D), f32(T, Hkv, D)
@@ -158,8 +142,6 @@ def test_attention_rows_independent_of_call_split(generic: bool) -> None:
         whole = attention_calls(q, k, v, pk, pv, 96, [T])
         for sizes in ([1] * T, [13, 8], [3, 9, 1, 8]):
             assert np.array_equal(attention_calls(q, k, v, pk, pv, 96, sizes), whole)
-        ring = attention_calls(q, k, v, pk[:0], pv[:0], 19, [T], context=19)
-        assert np.array_equal(attention_calls(q, k, v, pk[:0], pv[:0], 19, [1] * T, 19), ring)
     finally:
         K.force_generic(False)
 
@@ -180,7 +162,7 @@ def test_attention_two_threads_is_bit_identical(Hkv: int) -> None:
 def test_attention_overflow_is_an_error() -> None:
     ck = np.zeros((3, 1, 8), np.float32)
     with pytest.raises(ValueError, match="overflow"):
-        K.attention(f32(2, 1, 8), f32(2, 1, 8), f32(2, 1, 8), ck, ck.copy(), 2, 0)
+        K.attention(f32(2, 1, 8), f32(2, 1, 8), f32(2, 1, 8), ck, ck.copy(), 2)
 
 
 def stored_weights(w: np.ndarray, dtype: str):
@@ -327,25 +309,25 @@ def _edge_values() -> np.ndarray:
 def test_half_conversions_match_numpy() -> None:
     """The packer's fp16 rounding is numpy's astype(float16) bit for bit (RNE, subnormals,
     overflow to inf, NaN payloads); bf16 is the reference conversion."""
-    from pocket_tts._native import _pack
+    from pocket_tts import _native
     from pocket_tts.checkpoint.safetensors import float32_to_bfloat16_bits
 
     x = _edge_values()
     with np.errstate(over="ignore"):
         want16 = x.astype(np.float16).view(np.uint16)
-    assert np.array_equal(_pack.to_half_bits(x, "float16"), want16)
-    assert np.array_equal(_pack.to_half_bits(x, "bfloat16"), float32_to_bfloat16_bits(x))
+    assert np.array_equal(_native.to_half_bits(x, "float16"), want16)
+    assert np.array_equal(_native.to_half_bits(x, "bfloat16"), float32_to_bfloat16_bits(x))
     out = np.zeros(len(x), np.uint16)
-    assert _pack.to_half_bits(x, "float16", out) is out and np.array_equal(out, want16)
+    assert _native.to_half_bits(x, "float16", out) is out and np.array_equal(out, want16)
     with pytest.raises(ValueError, match="length"):
-        _pack.to_half_bits(x, "float16", np.zeros(len(x) - 1, np.uint16))
+        _native.to_half_bits(x, "float16", np.zeros(len(x) - 1, np.uint16))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "int8"])
 @pytest.mark.parametrize("shape", [(70, 137), (32, 5), (1, 3)])
 def test_pack_weights_matches_numpy_twin(dtype: str, shape: tuple[int, int]) -> None:
     """C packing at load == numpy conversion + pack_panels, bit for bit."""
-    from pocket_tts._native import _pack
+    from pocket_tts import _native
     from pocket_tts.checkpoint.loader import pack_panels
 
     w = f32(*shape)
@@ -356,12 +338,12 @@ def test_pack_weights_matches_numpy_twin(dtype: str, shape: tuple[int, int]) -> 
     np_dtype = {"float32": np.float32, "int8": np.int8}.get(dtype, np.uint16)
     dst = np.full((panels, shape[1], 16), 7, np_dtype)
     scale = np.full(panels * 16, 7, np.float32) if dtype == "int8" else None
-    _pack.pack_weights(w, dst, scale, dtype)
+    _native.pack_weights(w, dst, scale, dtype)
     stored, _, want_scale = stored_weights(w, dtype)
     if dtype == "int8":  # the real scales, then zeros over the padded columns
         assert np.array_equal(scale, want_scale)
     assert np.array_equal(dst, pack_panels(stored))
     with pytest.raises(ValueError, match="dst must be"):
-        _pack.pack_weights(w, dst[:, :-1], scale, dtype)
+        _native.pack_weights(w, dst[:, :-1], scale, dtype)
     with pytest.raises(ValueError, match="unknown"):
-        _pack.pack_weights(w, dst, scale, "float64")
+        _native.pack_weights(w, dst, scale, "float64")

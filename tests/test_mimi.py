@@ -166,16 +166,16 @@ def test_frame_by_frame_equals_batch_bit_for_bit(ckpt, mimi) -> None:
     assert np.array_equal(np.concatenate(mixed), batch)
     # Shared products, a second thread helping (as the flow-LM thread does for the first
     # frame): same audio.
-    from pocket_tts import _flow_lm, _mimi
+    from pocket_tts import _native
 
     shared = mimi.new_decoder_state()
     done = np.zeros(1, np.int32)
-    helper = threading.Thread(target=_mimi.help_until, args=(done, 1))
+    helper = threading.Thread(target=_native.help_until, args=(done, 1))
     helper.start()
     try:
-        first = mimi.decode(shared, z[:2], threads=_mimi.SHARED)
+        first = mimi.decode(shared, z[:2], threads=_native.SHARED)
     finally:
-        _flow_lm.progress_store(done, 1)
+        _native.progress_store(done, 1)
         helper.join()
     assert np.array_equal(np.concatenate([first, mimi.decode(shared, z[2:])]), batch)
 

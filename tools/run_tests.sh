@@ -12,6 +12,9 @@ fi
 .venv/bin/pip install -q ".[dev]"
 tools/setup_reference_venv.sh
 .venv/bin/ruff check .
+.venv/bin/mypy pocket_tts
+# Our C, alone: no warning under -Wall -Wextra, and the portable fallback builds for aarch64.
+tools/check_c.sh
 # The console script (not `python -m pytest`) keeps the source tree's uncompiled pocket_tts/
 # off sys.path, so the tests run against the installed, compiled package.
 .venv/bin/pytest -q --cov --cov-report=term --cov-fail-under=80 \

@@ -114,23 +114,23 @@ def unpack_panels(packed: np.ndarray, out: int) -> np.ndarray:
 
 def _store(weights: dict[str, np.ndarray], key: str, f32: np.ndarray, storage: str) -> None:
     """Convert one float32 matrix to its packed ``storage`` (in C, one pass) into ``weights``."""
-    from .._native import _pack
+    from .. import _native
 
     dst = aligned_empty(panel_shape(f32.shape), STORAGE_DTYPES[storage].element)
     scale = None
     if storage == "int8":
         scale = weights[key + ".scale"] = aligned_empty(dst.shape[0] * PANEL, np.float32)
-    _pack.pack_weights(f32, dst, scale, storage)
+    _native.pack_weights(f32, dst, scale, storage)
     weights[key] = dst
 
 
 def _narrow(f32: np.ndarray, storage: str) -> np.ndarray:
     """float32 ``[rows, dim]`` -> aligned 16-bit ``storage`` bits (uint16), rounded as the
     packer does."""
-    from .._native import _pack
+    from .. import _native
 
     dst = aligned_empty(f32.shape, STORAGE_DTYPES[storage].element)
-    _pack.to_half_bits(f32.reshape(-1), storage, dst.reshape(-1))
+    _native.to_half_bits(f32.reshape(-1), storage, dst.reshape(-1))
     return dst
 
 

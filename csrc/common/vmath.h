@@ -3,10 +3,10 @@
  * carrying __attribute__((target("avx2,fma"))) and keep a libm fallback. */
 #ifndef PT_VMATH_H
 #define PT_VMATH_H
-#if defined(__x86_64__) || defined(__i386__)
+#include "cpu.h"
+#ifdef PT_HAVE_X86
 #include <immintrin.h>
 #include <math.h>
-#define PT_HAVE_X86 1
 
 /* Shared core of the exp functions below, for xc already clamped: x = n ln2 + r with
  * |r| <= ln2/2; returns expm1(r) by its Taylor series to r^8 (truncation < 3e-10) and sets

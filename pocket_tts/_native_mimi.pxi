@@ -1,40 +1,23 @@
-# cython: language_level=3
-"""Cython driver of the Mimi codec (csrc/mimi.c, seanet.c, conv.c).
+# Driver of the Mimi codec (csrc/mimi: mimi.c, mimi_transformer.c, seanet.c, conv.c).
+#
+# MimiKernel binds packed, read-only weights into the C structs once; each stream owns a
+# MimiDecoderState whose memory (conv histories, KV windows, per-frame scratch) is allocated
+# once and reused for every frame. All kernels run with the GIL released.
+#
+# The module-level ``*_stream`` functions expose single kernels for the numpy-twin tests.
+# Packed weight layouts (made by pocket_tts.mimi): see csrc/mimi/conv.h.
 
-:class:`MimiKernel` binds packed, read-only weights into the C structs once; each stream owns a
-:class:`MimiDecoderState` whose memory (conv histories, KV windows, per-frame scratch)
-is allocated once and reused for every frame. All kernels run with the GIL released.
-
-The module-level ``*_stream`` functions expose single kernels for the numpy-twin tests.
-Packed weight layouts (made by :mod:`pocket_tts.mimi`): see csrc/conv.h.
-"""
-
-import numpy as np
-cimport numpy as cnp
 from gemm cimport PtMatrix, PT_F32, PT_F16, PT_PANEL, pt_packed_size, pt_gemm_set_threads
-from gemm cimport pt_gemm_help_until, PT_GEMM_SHARED
 from pack cimport pt_pack_weights
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from libc.stdint cimport int64_t
 
-from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
-from flow_lm cimport PtTransformerShape, PtLayerWeights
+from transformer cimport PtTransformerShape, PtLayerWeights
+from mimi_transformer cimport *
 from conv cimport *
 from seanet cimport *
 from mimi cimport *
-
-cnp.import_array()
-
-
-def has_avx2():
-    """True when the AVX2/FMA kernels (ELU) are selected at run time."""
-    return bool(pt_cpu_has_avx2())
-
-
-def force_generic(bint force):
-    """Force the portable kernels in this module (tests run both); False restores detection."""
-    pt_cpu_force_generic(force)
 
 
 cdef const float *_fptr(list keep, object a, str what) except NULL:
@@ -114,7 +97,7 @@ cdef int _set_conv(PtConv1d *c, dict d, list keep, bint consume=False) except -1
     if d["w"].size == 0:
         raise ValueError("conv weight: empty array")
     _set_matrix(&c.w, keep, d["w"], d.get("storage", "float32"), c.c_out, c.kernel * c.c_in)
-    c.b = NULL if d["b"] is None else _fptr(keep, d["b"], "conv bias")
+    c.b = <const float *>NULL if d["b"] is None else _fptr(keep, d["b"], "conv bias")
     if consume:  # the model's own spec: drop the unpacked weight now (peak memory at load)
         d["w"] = None
     return 0
@@ -136,9 +119,9 @@ cdef int _set_convtr(PtConvTr1d *c, dict d, list keep, bint consume=False) excep
     # the [N, taps * c_in] matrix of y = x . stack.
     stack = np.asarray(d["w"], dtype=np.float32)[::-1].reshape(c.taps * c.c_in, N)
     _set_matrix(&c.w, keep, stack.T, d.get("storage", "float32"), N, c.taps * c.c_in)
-    c.bn = NULL if d["b"] is None else _fptr(
+    c.bn = <const float *>NULL if d["b"] is None else _fptr(
         keep, np.tile(np.asarray(d["b"], dtype=np.float32), c.stride), "convtr bias")
-    c.b = NULL if d["b"] is None else _fptr(keep, d["b"], "convtr bias")
+    c.b = <const float *>NULL if d["b"] is None else _fptr(keep, d["b"], "convtr bias")
     if consume:
         d["w"] = None
     return 0
@@ -382,38 +365,9 @@ cdef class MimiKernel:
         return out
 
 
-#: ``decode(threads=SHARED)``: offer every product to a thread waiting in :func:`help_until`
-#: (this module's own slot: each extension links its own copy of the GEMM kernels).
-SHARED = PT_GEMM_SHARED
-
-
-def help_until(int[::1] progress, int target):
-    """Spin on this core, computing chunks of the products a ``decode(threads=SHARED)`` posts,
-    until ``progress[0] >= target`` (set with ``_flow_lm.progress_store``, a plain release
-    store that serves either module's slot): the flow-LM thread while the first frame is
-    decoded."""
-    with nogil:
-        pt_gemm_help_until(&progress[0], target)
-
-
 # ---------------------------------------------------------------------------------------------
 # Single kernels, for the numpy-twin tests (each call makes its own fresh state).
 # ---------------------------------------------------------------------------------------------
-
-def elu(x):
-    """ELU (alpha 1) of a float32 array, through the run-time selected kernel."""
-    cdef cnp.ndarray a = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
-    cdef cnp.ndarray y = np.empty_like(a)
-    cdef size_t n = a.shape[0]
-    cdef float *yp
-    cdef float *ap
-    if n:
-        yp = _buf(y)
-        ap = _buf(a)
-        with nogil:
-            pt_seanet_elu(yp, ap, n)
-    return y.reshape(np.shape(x))
-
 
 def conv1d_stream(dict spec, list chunks):
     """Run a streaming Conv1d (spec as for MimiKernel) over time-major chunks [T_i, c_in];
@@ -429,7 +383,6 @@ def conv1d_stream(dict spec, list chunks):
     outs = []
     cdef cnp.ndarray xp, y, col
     cdef int T
-    cdef float *p0
     cdef float *p1
     cdef float *p2
     cdef float *p3
@@ -441,7 +394,7 @@ def conv1d_stream(dict spec, list chunks):
         xp = np.zeros((P + T, c.c_in), np.float32)
         xp[P:] = x
         y = np.zeros((T // c.stride, c.c_out), np.float32)
-        col = np.zeros(max(pt_conv1d_col_size(&c, T), 1), np.float32)
+        col = np.zeros(max(pt_conv1d_col_size(&c, T), <size_t>1), np.float32)
         p1, p2, p3 = _buf(xp), _buf(y), _buf(col)
         with nogil:
             pt_conv1d_forward(&c, &s, p1, T, p2, p3, 0)
@@ -459,7 +412,6 @@ def convtr1d_stream(dict spec, list chunks):
     outs = []
     cdef cnp.ndarray xp, y
     cdef int T
-    cdef float *p0
     cdef float *p1
     cdef float *p2
     cdef float *p3
@@ -509,18 +461,6 @@ def depthwise_stream(w_packed, bias, int kernel, int stride, list chunks):
             pt_convtr1d_depthwise(p0, bp, C, kernel, stride, p1, p2, T, p3)
         outs.append(y)
     return outs
-
-
-def gelu_tanh(x):
-    """GELU (tanh form) of a float32 array through the Mimi transformer's kernel."""
-    cdef cnp.ndarray a = np.array(x, dtype=np.float32, order="C", copy=True).reshape(-1)
-    cdef size_t n = a.shape[0]
-    cdef float *ap
-    if n:
-        ap = _buf(a)
-        with nogil:
-            pt_mimi_gelu_tanh(ap, n)
-    return a.reshape(np.shape(x))
 
 
 def window_attention_stream(int context, list chunks, int threads=1):
@@ -585,7 +525,7 @@ def resblock_stream(dict conv1, dict conv2, list chunks):
         xp = np.zeros((P1 + T) * dim, np.float32)
         h = np.zeros((P2 + T) * hid, np.float32)
         col = np.zeros(max(pt_conv1d_col_size(&r.conv1, T), pt_conv1d_col_size(&r.conv2, T),
-                           1), np.float32)
+                           <size_t>1), np.float32)
         p0, p1, p2, p3 = _buf(x), _buf(xp), _buf(h), _buf(col)
         with nogil:
             pt_seanet_resblock(&r, &s1, &s2, p0, T, p1, p2, p3)

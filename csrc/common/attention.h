@@ -1,10 +1,8 @@
-/* Causal multi-head attention over a preallocated KV cache, with RoPE.
+/* Causal multi-head attention over a preallocated KV cache, with RoPE (the flow LM; Mimi's
+ * context-window attention is mimi_transformer.h's).
  *
  * The cache holds post-RoPE keys and values as [capacity, H_kv, D] each (the reference's
- * voice-state layout). A linear cache (context == 0) stores position p at slot p and must be
- * sized for the whole sequence up front; a windowed cache (context > 0) is a ring buffer of
- * `context` slots: position p lives at slot p % context, and each query's key is written just
- * before it attends, so the window [p - context + 1, p] is always resident. */
+ * voice-state layout): position p at slot p, the cache sized for the whole sequence up front. */
 #ifndef PT_ATTENTION_H
 #define PT_ATTENTION_H
 #include <stddef.h>
@@ -14,7 +12,6 @@ typedef struct {
     float *k;         /* [capacity, H_kv, D] */
     float *v;         /* [capacity, H_kv, D] */
     int capacity;     /* slots */
-    int context;      /* 0: unlimited (linear cache); else ring of `context` slots */
     int64_t offset;   /* positions written so far = position of the next token */
 } PtKVCache;
 
@@ -30,9 +27,8 @@ size_t pt_attention_scratch_size(int capacity, int H);
 
 /* out[T, H*D] = attention of q[T, H, D] (already rotated) against the cache after appending
  * k[T, H_kv, D] and v[T, H_kv, D] at positions offset..offset+T-1. Advances cache->offset.
- * scores: scratch of pt_attention_scratch_size(capacity, H) floats. Returns 0, or -1 on overflow
- * (or a ring of context > capacity).
- * A linear cache's rows may run on two threads (heads split) when pt_gemm_threads() is 2 and
+ * scores: scratch of pt_attention_scratch_size(capacity, H) floats. Returns 0, or -1 on overflow.
+ * The rows may run on two threads (heads split) when pt_gemm_threads() is 2 and
  * the call is large (a prefill); each (row, head) is computed the same way whatever T, the
  * thread count or the rows sharing the call, so the output is bit-identical in every case. */
 int pt_attention(float *out, const float *q, const float *k, const float *v, PtKVCache *cache,

@@ -1,36 +1,25 @@
-# cython: language_level=3
-"""Cython driver of the flow LM (csrc/flow_lm.c): builds the C weight struct from the checkpoint
-arrays once, and runs prefill / one autoregressive step per call with the GIL released.
+# Driver of the flow LM (csrc/flow_lm/flow_lm.c): builds the C weight struct from the
+# checkpoint arrays once, and runs prefill / one autoregressive step per call with the GIL
+# released.
+#
+# Per-stream state (KV caches, scratch, noise generator) lives in FlowLMState, allocated once
+# per text chunk; the model object stays read-only and can be shared between streams.
 
-Per-stream state (KV caches, scratch, noise generator) lives in :class:`FlowLMState`, allocated
-once per text chunk; the model object stays read-only and can be shared between streams."""
-
-import numpy as np
-cimport numpy as cnp
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
-from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
 from rng cimport PtRng, pt_rng_seed, pt_rng_normal, pt_rng_trunc_normal, pt_rng_u32
+from attention cimport PtKVCache
+from transformer cimport PtLayerWeights
+from flow_head cimport (PT_FLOW_MAX_DEPTH, PT_FLOW_LSD, PT_FLOW_MATCHING, PT_FLOW_DRIFTING,
+                        PT_FLOW_POINTWISE, pt_flow_head_sample)
 from flow_lm cimport *
-from gemm cimport PtMatrix, PT_PANEL, PT_F32, PT_F16, PT_BF16, PT_I8, pt_packed_size, pt_pack_nt
-from gemm cimport pt_gemm_set_threads, pt_gemm_help_until, pt_progress_store, PT_GEMM_SHARED
-
-cnp.import_array()
+from gemm cimport PtMatrix, PT_PANEL, PT_F32, pt_packed_size, pt_pack_nt
+from gemm cimport pt_gemm_set_threads
 
 FLOW_TYPES = {"lsd": PT_FLOW_LSD, "flow_matching": PT_FLOW_MATCHING,
               "drifting": PT_FLOW_DRIFTING, "pointwise": PT_FLOW_POINTWISE}
-
-
-def has_avx2():
-    """True when the AVX2/FMA/F16C kernels are in use."""
-    return bool(pt_cpu_has_avx2())
-
-
-def force_generic(bint force):
-    """Force the portable kernels (for tests); False restores run-time detection."""
-    pt_cpu_force_generic(force)
 
 
 cdef const float *_ptr(list keep, object w, str field, tuple index=()) except NULL:
@@ -40,11 +29,6 @@ cdef const float *_ptr(list keep, object w, str field, tuple index=()) except NU
         raise ValueError(f"{w.key(field, *index)}: expected a C-contiguous float32 array")
     keep.append(a)
     return <const float *>cnp.PyArray_DATA(a)
-
-
-_STORAGE = {"float32": PT_F32, "float16": PT_F16, "bfloat16": PT_BF16, "int8": PT_I8}
-_STORAGE_NP = {"float32": np.float32, "float16": np.uint16, "bfloat16": np.uint16,
-               "int8": np.int8}
 
 
 cdef int _matrix(PtMatrix *m, list keep, object w, str field, tuple index, int out) except -1:
@@ -303,7 +287,6 @@ cdef class FlowLMKernel:
             s.caches[l].k = base + (2 * l) * per
             s.caches[l].v = base + (2 * l + 1) * per
             s.caches[l].capacity = capacity
-            s.caches[l].context = 0
             s.caches[l].offset = n_prefix
         cdef size_t n = pt_flow_lm_scratch_size(&self.m, max(max_prefill, 1), capacity)
         s.scratch_arr = np.zeros(n, dtype=np.float32)
@@ -398,20 +381,3 @@ cdef class FlowLMKernel:
             pt_flow_head_sample(&self.m.head, &cond[0], &noise[0], steps, &latent_out[0],
                                 state.scratch)
 
-
-#: ``step(threads=SHARED)``: offer every product to a thread waiting in :func:`help_until`.
-SHARED = PT_GEMM_SHARED
-
-
-def help_until(int[::1] progress, int target):
-    """Spin on this core, computing chunks of the products a ``step(threads=SHARED)`` posts,
-    until ``progress[0] >= target`` (set with :func:`progress_store`). Only for a core that
-    would otherwise idle: the decoder thread waiting for its next latent."""
-    with nogil:
-        pt_gemm_help_until(&progress[0], target)
-
-
-def progress_store(int[::1] progress, int value):
-    """``progress[0] = value`` with release ordering: what :func:`help_until` waits for."""
-    with nogil:
-        pt_progress_store(&progress[0], value)

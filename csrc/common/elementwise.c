@@ -109,9 +109,38 @@ void pt_silu(float *y, const float *x, size_t n) {
     }
 }
 
-void pt_elu(float *y, const float *x, size_t n) {
+static void elu_generic(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         y[i] = v > 0.0f ? v : expm1f(v);
     }
+}
+
+#ifdef PT_HAVE_X86
+/* ELU on 8 lanes: x above 0, expm1(x) (vmath.h) at or below. */
+__attribute__((target("avx2,fma"))) static inline __m256 elu8(__m256 x) {
+    __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ);
+    return _mm256_blendv_ps(pt_expm1_neg8(x), x, pos);
+}
+
+__attribute__((target("avx2,fma"))) static void elu_avx2(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, elu8(_mm256_loadu_ps(x + i)));
+    if (i < n) {
+        float buf[8] = {0};
+        memcpy(buf, x + i, (n - i) * sizeof(float));
+        _mm256_storeu_ps(buf, elu8(_mm256_loadu_ps(buf)));
+        memcpy(y + i, buf, (n - i) * sizeof(float));
+    }
+}
+#endif
+
+void pt_elu(float *y, const float *x, size_t n) {
+#ifdef PT_HAVE_X86
+    if (pt_cpu_has_avx2()) {
+        elu_avx2(y, x, n);
+        return;
+    }
+#endif
+    elu_generic(y, x, n);
 }

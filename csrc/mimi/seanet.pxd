@@ -1,4 +1,4 @@
-# Declarations of csrc/seanet.h (SEANet encoder / decoder, residual block, ELU).
+# Declarations of csrc/seanet.h (SEANet encoder / decoder, residual block).
 from conv cimport PtConv1d, PtConv1dState, PtConvTr1d
 
 cdef extern from "seanet.h" nogil:
@@ -22,7 +22,6 @@ cdef extern from "seanet.h" nogil:
         PtConv1d last
     ctypedef struct PtSEANetState:
         pass
-    void pt_seanet_elu(float *y, const float *x, size_t n)
     void pt_seanet_resblock(const PtResBlock *r, PtConv1dState *s1, PtConv1dState *s2,
                             float *x, int T, float *xp, float *h, float *col)
     size_t pt_seanet_encoder_state_size(const PtSEANetEncoder *e)

@@ -1,21 +1,10 @@
 # Declarations of csrc/mimi.h (Mimi decoder / encoder).
 from libc.stdint cimport int64_t
-from flow_lm cimport PtTransformerShape, PtLayerWeights
+from transformer cimport PtTransformerShape, PtLayerWeights
+from mimi_transformer cimport PtWindowKV
 from gemm cimport PtMatrix
 from conv cimport PtConv1d
 from seanet cimport PtSEANetEncoder, PtSEANetDecoder, PtSEANetState
-
-cdef extern from "mimi_transformer.h" nogil:
-    ctypedef struct PtWindowKV:
-        int capacity, context
-        int64_t offset, base
-    size_t pt_window_kv_floats(const PtTransformerShape *s, int max_T)
-    size_t pt_window_scores_floats(int context)
-    void pt_window_kv_bind(PtWindowKV *kv, const PtTransformerShape *s, int max_T, float *mem)
-    int pt_window_attention(PtWindowKV *kv, const float *q, const float *k, const float *v,
-                            int T, int H, int H_kv, int D, int q_stride, int kv_stride,
-                            float *out, float *scores, int threads)
-    void pt_mimi_gelu_tanh(float *x, size_t n)
 
 cdef extern from "mimi.h" nogil:
     ctypedef struct PtMimiDecoder:

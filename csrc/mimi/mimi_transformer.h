@@ -1,12 +1,12 @@
-/* Mimi's streaming transformer layer: pt_transformer_layer's math (transformer.h) with
- * Mimi-specific kernels, leaving the flow LM's shared code untouched.
+/* Mimi's streaming transformer layer: the math of transformer.h's layer, with layer scale,
+ * over a context window instead of the flow LM's full causal KV cache.
  *
  * - Context-window attention reads a linear KV window (PtWindowKV) instead of a ring: keys are
  *   stored transposed, one key per column, so scores are vectorised with keys across lanes;
  *   tiles of consecutive queries read each head's keys and values once (their windows
  *   overlap); all T new keys are written before any query attends, and the window is
  *   compacted to the front when the buffer fills up.
- * - The softmax exp is vectorised (AVX2/FMA, a few ulp of libm); GELU stays libm tanhf.
+ * - The softmax exp is vectorised (AVX2/FMA, a few ulp of libm); the GELU is elementwise.h's.
  * - With threads == 2 the attention queries and the GELU are split over two threads (the
  *   encoder; the GEMMs follow pt_gemm_set_threads).
  * Each query's output depends only on its own window, so results never depend on how tokens
@@ -57,8 +57,5 @@ size_t pt_mimi_transformer_scratch_size(const PtTransformerShape *s, int T);
  * Returns 0, or -1 when T exceeds what the cache was sized for. */
 int pt_mimi_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w,
                               PtWindowKV *kv, float *x, int T, float *scratch, int threads);
-
-/* GELU(tanh) in place, libm tanhf (exposed for its numpy-twin test). */
-void pt_mimi_gelu_tanh(float *x, size_t n);
 
 #endif

@@ -39,19 +39,11 @@ int pt_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w, P
         return -1;
     layer_linear(h, att, &w->out_proj, T);
     size_t n = (size_t)T * d;
-    if (w->scale1) {
-        for (size_t i = 0; i < n; i++) x[i] += w->scale1[i % d] * h[i];
-    } else {
-        for (size_t i = 0; i < n; i++) x[i] += h[i];
-    }
+    for (size_t i = 0; i < n; i++) x[i] += h[i];
     pt_layer_norm(h, x, w->norm2_w, w->norm2_b, T, d, 1e-5f);
     layer_linear(big, h, &w->linear1, T);
     pt_gelu_tanh(big, (size_t)T * ff);
     layer_linear(h, big, &w->linear2, T);
-    if (w->scale2) {
-        for (size_t i = 0; i < n; i++) x[i] += w->scale2[i % d] * h[i];
-    } else {
-        for (size_t i = 0; i < n; i++) x[i] += h[i];
-    }
+    for (size_t i = 0; i < n; i++) x[i] += h[i];
     return 0;
 }

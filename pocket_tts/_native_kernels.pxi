@@ -1,25 +1,22 @@
-# cython: language_level=3
-"""Direct Python entry points to the individual C kernels in ``csrc/``, used by the tests to
-check each kernel against a float64 numpy twin. The engine itself calls the kernels from C."""
+# Shared kernels of csrc/common: the CPU dispatch switch, the shared-product thread modes, the
+# gemm.h storage tables, and direct entry points to single kernels. The tests check each kernel
+# against a float64 numpy twin through these; the package itself uses pack_nt / gemm_packed
+# (the speaker projection of a voice prompt).
 
-import numpy as np
-cimport numpy as cnp
 from libc.stdint cimport int64_t, int8_t
 
 from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
 from elementwise cimport pt_layer_norm, pt_rms_norm_unbiased, pt_gelu_tanh, pt_silu, pt_elu
-from flow_lm cimport PtKVCache
-from gemm cimport pt_gemm_set_threads
+from attention cimport (PtKVCache, pt_attention_scratch_size, pt_rope_freq, pt_rope,
+                        pt_attention)
+from gemm cimport PtMatrix, PT_F32, PT_F16, PT_BF16, PT_I8, PT_PANEL, pt_gemm
+from gemm cimport pt_packed_size, pt_pack_nt, pt_gemm_packed
+from gemm cimport pt_gemm_set_threads, pt_gemm_help_until, pt_progress_store, PT_GEMM_SHARED
 
-cdef extern from "attention.h" nogil:
-    size_t pt_attention_scratch_size(int capacity, int H)
-    float pt_rope_freq(int i, int D, float max_period)
-    void pt_rope(float *x, int T, int H, int D, int64_t pos0, float max_period)
-    int pt_attention(float *out, const float *q, const float *k, const float *v,
-                     PtKVCache *cache, int T, int H, int H_kv, int D, int q_stride,
-                     int kv_stride, float *scores)
-
-cnp.import_array()
+#: Storage dtype name -> gemm.h element code, and the numpy type of its panels.
+_STORAGE = {"float32": PT_F32, "float16": PT_F16, "bfloat16": PT_BF16, "int8": PT_I8}
+_STORAGE_NP = {"float32": np.float32, "float16": np.uint16, "bfloat16": np.uint16,
+               "int8": np.int8}
 
 
 def has_avx2():
@@ -30,6 +27,26 @@ def has_avx2():
 def force_generic(bint force):
     """Force the portable kernels (tests run both paths); False restores detection."""
     pt_cpu_force_generic(force)
+
+
+#: ``threads=SHARED`` (FlowLMKernel.step / prefill, MimiKernel.decode): offer every product
+#: in chunks to a thread waiting in :func:`help_until`.
+SHARED = PT_GEMM_SHARED
+
+
+def help_until(int[::1] progress, int target):
+    """Spin on this core, computing chunks of the products other threads post with
+    ``threads=SHARED``, until ``progress[0] >= target`` (set with :func:`progress_store`).
+    Only for a core that would otherwise idle: the decoder thread waiting for its next latent,
+    the flow-LM thread while the first frame is decoded."""
+    with nogil:
+        pt_gemm_help_until(&progress[0], target)
+
+
+def progress_store(int[::1] progress, int value):
+    """``progress[0] = value`` with release ordering: what :func:`help_until` waits for."""
+    with nogil:
+        pt_progress_store(&progress[0], value)
 
 
 def layer_norm(const float[:, ::1] x, object w=None, object b=None, float eps=1e-5):
@@ -101,17 +118,16 @@ def rope_freqs(int D, float max_period=10000.0):
 
 
 def attention(const float[:, :, ::1] q, const float[:, :, ::1] k, const float[:, :, ::1] v,
-              float[:, :, ::1] cache_k, float[:, :, ::1] cache_v, int64_t offset, int context,
+              float[:, :, ::1] cache_k, float[:, :, ::1] cache_v, int64_t offset,
               int threads=1):
     """Causal attention of q[T,H,D] after appending k/v[T,H_kv,D] to a cache ([cap,H_kv,D]
-    each) holding `offset` positions; context > 0 makes it a ring window. ``threads`` (<= 2)
-    lets a large call split its heads. Returns (out[T, H*D], new_offset)."""
+    each) holding `offset` positions. ``threads`` (<= 2) lets a large call split its heads.
+    Returns (out[T, H*D], new_offset)."""
     cdef PtKVCache c
     cdef int T = q.shape[0], H = q.shape[1], D = q.shape[2], Hkv = k.shape[1]
     c.k = &cache_k[0, 0, 0]
     c.v = &cache_v[0, 0, 0]
     c.capacity = cache_k.shape[0]
-    c.context = context
     c.offset = offset
     cdef float[:, ::1] out = np.empty((T, H * D), np.float32)
     cdef float[::1] scores = np.empty(pt_attention_scratch_size(c.capacity, H), np.float32)
@@ -126,11 +142,6 @@ def attention(const float[:, :, ::1] q, const float[:, :, ::1] k, const float[:,
     return np.asarray(out), c.offset
 
 
-from gemm cimport PtMatrix, PT_F32, PT_F16, PT_BF16, PT_I8, PT_PANEL, pt_gemm
-
-_DTYPE_CODES = {"float32": PT_F32, "float16": PT_F16, "bfloat16": PT_BF16, "int8": PT_I8}
-
-
 def gemm(const float[:, ::1] x, packed, str dtype, int out, scale=None, int threads=1):
     """y[T, out] = x[T, in] . W^T with W in 16-column panels ``[ceil(out/16), in, 16]`` of
     float32 / float16 / bfloat16 (uint16 bits) / int8 (with per-column ``scale``)."""
@@ -140,7 +151,7 @@ def gemm(const float[:, ::1] x, packed, str dtype, int out, scale=None, int thre
     if pa.ndim != 3 or pa.shape[2] != PT_PANEL or pa.shape[0] * PT_PANEL < out:
         raise ValueError("packed must be [ceil(out/16), in, 16]")
     m.data = cnp.PyArray_DATA(pa)
-    m.dtype = _DTYPE_CODES[dtype]
+    m.dtype = _STORAGE[dtype]
     m.out = out
     m.n_in = pa.shape[1]
     m.scale = NULL
@@ -158,9 +169,6 @@ def gemm(const float[:, ::1] x, packed, str dtype, int out, scale=None, int thre
     return np.asarray(y)
 
 
-from gemm cimport pt_packed_size, pt_pack_nt, pt_gemm_packed
-
-
 def pack_nt(const float[:, ::1] w):
     """Pack w[n, k] (torch Linear layout) into 16-column panels for :func:`gemm_packed`."""
     cdef int n = w.shape[0], k = w.shape[1]
@@ -173,7 +181,7 @@ def pack_nt(const float[:, ::1] w):
 def gemm_packed(const float[:, ::1] x, const float[::1] packed, int n, object bias=None):
     """y[M, n] = x[M, k] . W^T (+ bias) with W packed by :func:`pack_nt`."""
     cdef int M = x.shape[0], k = x.shape[1]
-    if packed.shape[0] != pt_packed_size(n, k):
+    if <size_t>packed.shape[0] != pt_packed_size(n, k):
         raise ValueError("packed size does not match n, k")
     cdef float[:, ::1] y = np.empty((M, n), np.float32)
     cdef const float[::1] b

@@ -6,8 +6,6 @@
 #include "mimi_transformer.h"
 #include "vmath.h"
 
-#define TARGET __attribute__((target("avx2,fma")))
-
 static int kv_capacity(const PtTransformerShape *s, int max_T) {
     /* Room for the window, one call and slack, so compaction runs every few calls only. */
     int cap = s->context + 2 * max_T + 128;
@@ -52,15 +50,6 @@ size_t pt_mimi_transformer_scratch_size(const PtTransformerShape *s, int T) {
     return (size_t)T * s->d_model + (size_t)T * wide + (size_t)T * attn +
            2 * pt_window_scores_floats(s->context) + 64;
 }
-
-/* ---------------------------------------------------------------------------------------------
- * GELU(tanh)
- * ------------------------------------------------------------------------------------------- */
-
-/* libm tanhf, as the reference: a more exact vector form (v E / (1 + E), E = exp(-2|u|)) moved
- * the whole-pipeline parity (tests/test_tts_model.py) past its budget, since 1 + tanhf(u)
- * rounds differently in the negative tail. The encoder still splits it over two threads. */
-void pt_mimi_gelu_tanh(float *x, size_t n) { pt_gelu_tanh(x, n); }
 
 /* ---------------------------------------------------------------------------------------------
  * Window attention
@@ -120,6 +109,7 @@ static void attn_generic(const AttnJob *j) {
 }
 
 #ifdef PT_HAVE_X86
+#define TARGET __attribute__((target("avx2,fma")))
 /* A tile of up to PT_WINDOW_QUERY_TILE consecutive queries reads each head's keys and values
  * (about 68 KB each at context 250: past L1, and all heads together past L2) once for the whole
  * tile, in blocks that stay in L1 while every group of QB queries (the register tile) uses
@@ -256,7 +246,7 @@ typedef struct {
 
 static void *gelu_thread(void *arg) {
     const GeluJob *g = (const GeluJob *)arg;
-    pt_mimi_gelu_tanh(g->x, g->n);
+    pt_gelu_tanh(g->x, g->n);
     return NULL;
 }
 
@@ -350,10 +340,10 @@ int pt_mimi_transformer_layer(const PtTransformerShape *s, const PtLayerWeights 
     GeluJob g = {big + half, n - half};
     pthread_t th;
     if (threads > 1 && half > 0 && pthread_create(&th, NULL, gelu_thread, &g) == 0) {
-        pt_mimi_gelu_tanh(big, half);
+        pt_gelu_tanh(big, half);
         pthread_join(th, NULL);
     } else {
-        pt_mimi_gelu_tanh(big, n);
+        pt_gelu_tanh(big, n);
     }
     pt_gemm(h, d, big, ff, &w->linear2, T, NULL, 0);
     add_scaled(x, h, w->scale2, T, d);

@@ -1,4 +1,3 @@
-#include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -7,6 +6,9 @@
 #include "cpu.h"
 #include "gemm.h"
 #include "pack.h"
+#ifdef PT_HAVE_X86
+#include <immintrin.h>
+#endif
 
 size_t pt_packed_size(int out, int in) {
     return (size_t)((out + PT_PANEL - 1) / PT_PANEL) * (size_t)in * PT_PANEL;
@@ -56,8 +58,18 @@ static void gemm_generic(float *y, int ldy, const float *x, int ldx, const PtMat
     }
 }
 
+/* A product, or the part of one (output panels [p_begin, p_end)) that one thread computes. */
+typedef struct {
+    float *y;
+    const float *x, *bias;
+    const PtMatrix *w;
+    int ldy, ldx, M, acc, p_begin, p_end;
+} GemmJob;
+
+#ifdef PT_HAVE_X86
 #define TARGET __attribute__((target("avx2,fma,f16c")))
-/* Rows of activations per block (a multiple of the 6-row tile). */
+/* Rows of activations per block (a multiple of the 6-row tile): a 127-row voice prefill is one
+ * block, so it streams the weights once. */
 #define PT_ROW_BLOCK 132
 
 /* The 16 weights of panel row i, widened to two fp32 vectors. */
@@ -108,9 +120,8 @@ TARGET static inline __attribute__((always_inline)) void tile(float *out, const 
         int i = 0;
         /* Compact weights are prefetched non-temporally 2 KiB ahead (one line per two panel
          * rows at most): read once per frame, they then stop evicting the decoder thread's
-         * working set from L3. Measured: lone fp16 step 12.2 -> 10.6 ms, int8 8.4 -> 6.6 ms,
-         * a pipelined fp16 frame 14-16 -> 12-14 ms; float32 showed no gain, so it is left to
-         * the hardware prefetcher. A prefetch past the last panel cannot fault. */
+         * working set from L3 (docs/performance.md). float32 gains nothing from it and is left
+         * to the hardware prefetcher. A prefetch past the last panel cannot fault. */
         const char *pb = (const char *)pp;
         const size_t rb = dtype == PT_I8 ? PT_PANEL : 2 * PT_PANEL;
         for (; i + 2 <= k; i += 2) {
@@ -227,7 +238,7 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
          * FMA latency, not throughput, and cost nearly as much as a full one. */              \
         int tbase = (rb_end - rb) / ntile, textra = (rb_end - rb) % ntile;                     \
         /* int8 weights shared by 3+ row tiles are widened to fp32 once per k-block: widening  \
-         * per tile cost about as much as the FMAs (fp16's F16C widening measured no gain). */ \
+         * per tile costs about as much as the FMAs (not so for fp16's F16C widening). */      \
         int conv = DTYPE == PT_I8 && ntile > 2, kc = conv ? PT_KC_WIDE : kc0;                  \
         int one = k <= kc;                                                                     \
         for (int p = p_begin; p < p_end; p++) {                                                \
@@ -308,18 +319,7 @@ TARGET static void gemm_avx2_col1_f32(float *y, int ldy, const float *x, int ldx
     }
 }
 
-typedef struct {
-    float *y;
-    const float *x, *bias;
-    const PtMatrix *w;
-    int ldy, ldx, M, acc, p_begin, p_end;
-} GemmJob;
-
-static void run_job(const GemmJob *j) {
-    if (!pt_cpu_has_avx2()) {
-        gemm_generic(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc, j->p_begin, j->p_end);
-        return;
-    }
+static void run_avx2(const GemmJob *j) {
     if (j->w->out == 1 && j->w->dtype == PT_F32 && j->w->in <= PT_COL1_MAX_K) {
         gemm_avx2_col1_f32(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc);
         return;
@@ -338,6 +338,17 @@ static void run_job(const GemmJob *j) {
         gemm_avx2_f32(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc, j->p_begin, j->p_end);
         break;
     }
+}
+#endif /* PT_HAVE_X86 */
+
+static void run_job(const GemmJob *j) {
+#ifdef PT_HAVE_X86
+    if (pt_cpu_has_avx2()) {
+        run_avx2(j);
+        return;
+    }
+#endif
+    gemm_generic(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc, j->p_begin, j->p_end);
 }
 
 static void *job_thread(void *arg) {
@@ -415,7 +426,7 @@ static int shared_claim_run(void) {
 /* One poster at a time (another stream's flow LM runs its products alone meanwhile). */
 static atomic_flag shared_posting = ATOMIC_FLAG_INIT;
 /* Threads in pt_gemm_help_until. With none, a shared product runs alone at once: posting it
- * would only add the chunk claims (measured 2-7 % on a frame's products). */
+ * would only add the cost of the chunk claims. */
 static _Atomic int shared_helpers;
 
 static void shared_gemm(const GemmJob *job, int panels) {
@@ -434,7 +445,7 @@ static void shared_gemm(const GemmJob *job, int panels) {
     atomic_store_explicit(&shared_slot.ticket, (gen << 32) | (uint64_t)n, memory_order_release);
     while (shared_claim_run()) {
     }
-    while (atomic_load_explicit(&shared_slot.done, memory_order_acquire) < n) _mm_pause();
+    while (atomic_load_explicit(&shared_slot.done, memory_order_acquire) < n) pt_cpu_relax();
 }
 
 void pt_gemm_help_until(const int *progress, int target) {
@@ -447,7 +458,7 @@ void pt_gemm_help_until(const int *progress, int target) {
         } else if (++idle % 4096 == 0) {
             sched_yield(); /* never starve the poster if the cores are oversubscribed */
         } else {
-            _mm_pause();
+            pt_cpu_relax();
         }
     }
     atomic_fetch_sub_explicit(&shared_helpers, 1, memory_order_release);

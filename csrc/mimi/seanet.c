@@ -1,48 +1,7 @@
 #include <math.h>
 #include <string.h>
-#include "cpu.h"
+#include "elementwise.h"
 #include "seanet.h"
-#include "vmath.h"
-
-/* ---------------------------------------------------------------------------------------------
- * ELU
- * ------------------------------------------------------------------------------------------- */
-
-static void elu_generic(float *y, const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        y[i] = v > 0.0f ? v : expm1f(v);
-    }
-}
-
-#ifdef PT_HAVE_X86
-/* ELU on 8 lanes: x above 0, expm1(x) (vmath.h) at or below. */
-__attribute__((target("avx2,fma"))) static inline __m256 elu8(__m256 x) {
-    __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ);
-    return _mm256_blendv_ps(pt_expm1_neg8(x), x, pos);
-}
-
-__attribute__((target("avx2,fma"))) static void elu_avx2(float *y, const float *x, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, elu8(_mm256_loadu_ps(x + i)));
-    if (i < n) {
-        float buf[8] = {0};
-        memcpy(buf, x + i, (n - i) * sizeof(float));
-        _mm256_storeu_ps(buf, elu8(_mm256_loadu_ps(buf)));
-        memcpy(y + i, buf, (n - i) * sizeof(float));
-    }
-}
-#endif
-
-void pt_seanet_elu(float *y, const float *x, size_t n) {
-#ifdef PT_HAVE_X86
-    if (pt_cpu_has_avx2()) {
-        elu_avx2(y, x, n);
-        return;
-    }
-#endif
-    elu_generic(y, x, n);
-}
 
 /* ---------------------------------------------------------------------------------------------
  * Residual block
@@ -53,9 +12,9 @@ void pt_seanet_resblock(const PtResBlock *r, PtConv1dState *s1, PtConv1dState *s
     const int dim = r->conv1.c_in, hid = r->conv1.c_out;
     const int P1 = pt_conv1d_history(&r->conv1), P2 = pt_conv1d_history(&r->conv2);
     float *hin = h + (size_t)P2 * hid;
-    pt_seanet_elu(xp + (size_t)P1 * dim, x, (size_t)T * dim);
+    pt_elu(xp + (size_t)P1 * dim, x, (size_t)T * dim);
     pt_conv1d_forward(&r->conv1, s1, xp, T, hin, col, 0);
-    pt_seanet_elu(hin, hin, (size_t)T * hid);
+    pt_elu(hin, hin, (size_t)T * hid);
     pt_conv1d_forward(&r->conv2, s2, h, T, x, col, 1); /* x += conv2(...) */
 }
 
@@ -247,12 +206,12 @@ void pt_seanet_encoder_forward(const PtSEANetEncoder *e, PtSEANetState *s, const
         for (int j = 0; j < e->n_res; j++)
             pt_seanet_resblock(&e->res[i][j], &s->res1[i][j], &s->res2[i][j], a, T, b, h, col);
         const PtConv1d *dn = &e->down[i];
-        pt_seanet_elu(b + (size_t)pt_conv1d_history(dn) * C, a, (size_t)T * C);
+        pt_elu(b + (size_t)pt_conv1d_history(dn) * C, a, (size_t)T * C);
         pt_conv1d_forward(dn, &s->down[i], b, T, a, col, 0);
         T /= dn->stride;
         C = dn->c_out;
     }
-    pt_seanet_elu(b + (size_t)pt_conv1d_history(&e->last) * C, a, (size_t)T * C);
+    pt_elu(b + (size_t)pt_conv1d_history(&e->last) * C, a, (size_t)T * C);
     pt_conv1d_forward(&e->last, &s->last, b, T, y, col, 0);
 }
 
@@ -267,13 +226,13 @@ void pt_seanet_decoder_forward(const PtSEANetDecoder *d, PtSEANetState *s, const
     C = d->first.c_out;
     for (int i = 0; i < d->n_stages; i++) {
         const PtConvTr1d *u = &d->up[i];
-        pt_seanet_elu(b + (size_t)pt_convtr1d_history(u) * C, a, (size_t)T * C);
+        pt_elu(b + (size_t)pt_convtr1d_history(u) * C, a, (size_t)T * C);
         pt_convtr1d_forward(u, s->up[i], b, T, a);
         T *= u->stride;
         C = u->c_out;
         for (int j = 0; j < d->n_res; j++)
             pt_seanet_resblock(&d->res[i][j], &s->res1[i][j], &s->res2[i][j], a, T, b, h, col);
     }
-    pt_seanet_elu(b + (size_t)pt_conv1d_history(&d->last) * C, a, (size_t)T * C);
+    pt_elu(b + (size_t)pt_conv1d_history(&d->last) * C, a, (size_t)T * C);
     pt_conv1d_forward(&d->last, &s->last, b, T, y, col, 0);
 }

@@ -261,7 +261,8 @@ int pt_mimi_encode(const PtMimiEncoder *m, const float *audio, int n_frames, int
     pt_conv1d_reset(&m->down, &ds);
     EncScratch s;
     encoder_scratch_layout(m, chunk_frames, scratch, &s);
-    EncPipe p = {m, audio, n_frames, chunk_frames, &ss, &s, 0};
+    EncPipe p = {.m = m, .audio = audio, .n_frames = n_frames, .chunk_frames = chunk_frames,
+                 .ss = &ss, .s = &s};
     int rc = threads > 1 && n_chunks(&p) > 1 ? encode_two_stages(&p, caches, &ds, latents) : 1;
     if (rc != 1) return rc;
     rc = 0;

@@ -2,6 +2,7 @@
  * [T, C] float32 buffers. */
 #ifndef PT_ELEMENTWISE_H
 #define PT_ELEMENTWISE_H
+#include <stddef.h>
 
 /* y[T,C] = (x - mean) / sqrt(var_biased + eps) * w + b; w/b may be NULL (no affine). */
 void pt_layer_norm(float *y, const float *x, const float *w, const float *b, int T, int C,
@@ -12,7 +13,9 @@ void pt_rms_norm_unbiased(float *y, const float *x, const float *alpha, int T, i
 void pt_gelu_tanh(float *x, size_t n);
 /* In place: x = x * sigmoid(x). Output-first variant writes y. */
 void pt_silu(float *y, const float *x, size_t n);
-/* In place ELU with alpha = 1: y = x > 0 ? x : expm1(x). */
+/* y[n] = ELU(x) (alpha = 1): x > 0 ? x : expm1(x); y may equal x. The AVX2/FMA variant
+ * (within ~2 ulp of expm1) is chosen at run time, else libm expm1f. An element's result
+ * depends only on its value (tails run through the same vector code). */
 void pt_elu(float *y, const float *x, size_t n);
 
 #endif

@@ -1,5 +1,5 @@
 /* SEANet encoder / decoder (reference modules/seanet.py) on time-major [T, C] buffers, built
- * from the streaming convolutions of conv.h, plus the ELU they use.
+ * from the streaming convolutions of conv.h and the ELU of elementwise.h.
  *
  * Residual block: x + conv2(ELU(conv1(ELU(x)))), conv1 = k (dilated) dim -> dim/compress,
  * conv2 = 1x1 back to dim; identity skip.
@@ -46,11 +46,6 @@ typedef struct {
     PtConv1dState down[PT_SEANET_MAX_STAGES];   /* encoder */
     float *up[PT_SEANET_MAX_STAGES];            /* decoder: conv-transpose input history */
 } PtSEANetState;
-
-/* In place ELU (alpha = 1) over n floats: y = x > 0 ? x : expm1(x). y may equal x.
- * AVX2/FMA variant (|error| <= ~2 ulp of expm1) chosen at run time, else libm expm1f. Each
- * element's result depends only on its value (tails run through the same vector code). */
-void pt_seanet_elu(float *y, const float *x, size_t n);
 
 /* Residual block in place on x[T, dim].
  *   xp:  >= (history(conv1) + T) * dim floats;  h: >= (history(conv2) + T) * hidden floats;

@@ -1,5 +1,5 @@
 /* Load-time packing of a float32 weight matrix into the gemm.h panel layout, converted to the
- * storage dtype on the way (done in C: in numpy the transposes and casts cost ~0.5 s per load).
+ * storage dtype on the way (in C, one pass: numpy's transposes and casts would dominate a load).
  *
  * Conversions match numpy / torch bit for bit: fp16 and bf16 round to nearest even (NaN stays
  * NaN, overflow goes to inf); int8 is symmetric per output row, scale = max|row| / 127 (1 for an

@@ -1,6 +1,8 @@
-/* Pre-norm streaming transformer (flow LM and Mimi):
+/* Pre-norm streaming transformer layer. The shape and weight structs serve the flow LM
+ * (pt_transformer_layer, over attention.h's KV cache) and Mimi (pt_mimi_transformer_layer of
+ * mimi_transformer.h, over a context window, with layer scale):
  *   x = x + LS1(Attn(LN1(x)));  x = x + LS2(W2 gelu_tanh(W1 LN2(x)))
- * LayerNorm eps 1e-5, bias-free linears, optional per-channel layer scale (Mimi). */
+ * LayerNorm eps 1e-5, bias-free linears; LS = per-channel layer scale, Mimi only. */
 #ifndef PT_TRANSFORMER_H
 #define PT_TRANSFORMER_H
 #include <stddef.h>
@@ -9,7 +11,7 @@
 
 typedef struct {
     int d_model, num_heads, num_kv_heads, head_dim, ffn_dim;
-    int context;       /* 0 = full causal */
+    int context;       /* Mimi: attention window; 0 for the flow LM (full causal) */
     float max_period;
 } PtTransformerShape;
 
@@ -20,13 +22,14 @@ typedef struct {
     const float *norm2_w, *norm2_b;   /* [d] */
     PtMatrix linear1;                 /* [ffn, d] */
     PtMatrix linear2;                 /* [d, ffn] */
-    const float *scale1, *scale2;     /* [d] layer scale, or NULL */
+    const float *scale1, *scale2;     /* [d] layer scale (Mimi), or NULL */
 } PtLayerWeights;
 
 /* Scratch floats needed to run T tokens at once against a cache of `max_keys` slots. */
 size_t pt_transformer_scratch_size(const PtTransformerShape *s, int T, int max_keys);
 
-/* Runs one layer in place on x[T, d]; appends to `cache`. Returns 0 or -1 (cache overflow). */
+/* Runs one flow-LM layer in place on x[T, d] (no layer scale: scale1 / scale2 are ignored);
+ * appends to `cache`. Returns 0 or -1 (cache overflow). */
 int pt_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w, PtKVCache *cache,
                          float *x, int T, float *scratch);
 

@@ -1,4 +1,4 @@
-/* Streaming 1-D convolutions (Mimi / SEANet), as GEMMs through the shared BLAS.
+/* Streaming 1-D convolutions (Mimi / SEANet), as GEMMs on packed panels (gemm.h).
  *
  * Layout: every activation is TIME-MAJOR, [T, C] row-major (row t = all channels at time t), the
  * transpose of the reference's [C, T]. With that layout a causal window of the input is a

@@ -43,11 +43,10 @@ void pt_rope(float *x, int T, int H, int D, int64_t pos0, float max_period) {
 /* ---------------------------------------------------------------------------------------------
  * Attention of query rows over the cache
  *
- * A row at position p attends the n = p - first + 1 keys of positions [first, p] (first = 0 on
- * a linear cache, max(0, p - context + 1) on a ring), at slots s0, s0 + 1, ... wrapping at
- * `capacity` on a ring (a linear cache never wraps). Each (row, head) output is computed by one
- * fixed sequence of operations that depends only on the row's own query and keys, whatever T,
- * the rows sharing a sweep, or the thread: frame-by-frame == batch, bit for bit.
+ * A row at position p attends the n = p + 1 keys of positions [0, p], at slots 0 .. p. Each
+ * (row, head) output is computed by one fixed sequence of operations that depends only on the
+ * row's own query and keys, whatever T, the rows sharing a sweep, or the thread:
+ * frame-by-frame == batch, bit for bit.
  * ------------------------------------------------------------------------------------------- */
 
 /* One thread's share: query rows [t0, t1) x heads [h0, h1). Row t is at position pos0 + t. */
@@ -61,23 +60,16 @@ typedef struct {
     float *scores;           /* this share's part of the scratch (see share_floats) */
 } AttnJob;
 
-static inline int next_slot(int s, int cap) { return s + 1 == cap ? 0 : s + 1; }
-
-/* First attended position of a row at `pos`. */
-static inline int64_t first_pos(const PtKVCache *c, int64_t pos) {
-    return c->context && pos - c->context + 1 > 0 ? pos - c->context + 1 : 0;
-}
-
-/* Floats per score row: any window rounded up to whole 8-key blocks. */
+/* Floats per score row: the longest row (capacity keys) rounded up to whole 8-key blocks. */
 static inline size_t scores_ld(int capacity) { return (size_t)((capacity + 7) & ~7); }
 
-/* Portable path, one (row, head) at a time. sc: >= n floats. */
+/* Portable path, one (row, head) at a time over the keys of slots [0, n). sc: >= n floats. */
 static void head_generic(float *oh, const float *qh, const float *k, const float *v, size_t row,
-                         int s0, int n, int cap, int D, float *sc) {
+                         int n, int D, float *sc) {
     const float scale = 1.0f / sqrtf((float)D);
     float mx = -INFINITY, sum = 0.0f;
-    for (int j = 0, s = s0; j < n; j++, s = next_slot(s, cap)) {
-        const float *kr = k + (size_t)s * row;
+    for (int j = 0; j < n; j++) {
+        const float *kr = k + (size_t)j * row;
         float a = 0.0f;
         for (int d = 0; d < D; d++) a += qh[d] * kr[d];
         sc[j] = a * scale;
@@ -89,8 +81,8 @@ static void head_generic(float *oh, const float *qh, const float *k, const float
     }
     float inv = 1.0f / sum;
     for (int d = 0; d < D; d++) oh[d] = 0.0f;
-    for (int j = 0, s = s0; j < n; j++, s = next_slot(s, cap)) {
-        const float *vr = v + (size_t)s * row;
+    for (int j = 0; j < n; j++) {
+        const float *vr = v + (size_t)j * row;
         float w = sc[j] * inv;
         for (int d = 0; d < D; d++) oh[d] += w * vr[d];
     }
@@ -101,13 +93,12 @@ static void run_generic(const AttnJob *j) {
     const int D = j->D, group = j->H / j->H_kv;
     const size_t row = (size_t)j->H_kv * D;
     for (int t = j->t0; t < j->t1; t++) {
-        int64_t pos = j->pos0 + t, first = first_pos(c, pos);
-        int s0 = (int)(first % c->capacity), n = (int)(pos - first + 1);
+        const int n = (int)(j->pos0 + t + 1);
         for (int h = j->h0; h < j->h1; h++)
             head_generic(j->out + (size_t)t * j->H * D + (size_t)h * D,
                          j->q + (size_t)t * j->q_stride + (size_t)h * D,
-                         c->k + (size_t)(h / group) * D, c->v + (size_t)(h / group) * D, row, s0,
-                         n, c->capacity, D, j->scores);
+                         c->k + (size_t)(h / group) * D, c->v + (size_t)(h / group) * D, row, n,
+                         D, j->scores);
     }
 }
 
@@ -133,34 +124,29 @@ TARGET static void softmax8(float *sc, int n) {
         _mm256_storeu_ps(sc + j, _mm256_mul_ps(_mm256_loadu_ps(sc + j), inv));
 }
 
-/* Rows t0 .. t0 + nr - 1 (nr <= SWEEP_ROWS, one row on a ring) x the job's heads; D % 8 == 0.
+/* Rows t0 .. t0 + nr - 1 (nr <= SWEEP_ROWS) x the job's heads; D % 8 == 0.
  * The cache is [slot, H_kv, D]: a head's keys are a whole row apart, and walking them head by
  * head touches one 256-byte piece per 4 KB, which defeats the prefetchers and crowds a few cache
- * sets (1.7x slower from DRAM). So both passes walk the keys in memory order: blocks of 8 slots,
+ * sets (docs/performance.md). So both passes walk the keys in memory order: blocks of 8 slots,
  * every head within a block. Scores: one accumulator per key over D, reduced by hsum8x8, lanes
  * past a row's last key repeating that key; softmax and P.V as in mimi_transformer.c's
  * attn_avx2, P.V accumulating each output over the keys in order (a float round trip through
  * out between blocks, exact). */
 TARGET static void sweep_avx2(const AttnJob *j, int t0, int nr) {
     const PtKVCache *c = j->cache;
-    const int D = j->D, group = j->H / j->H_kv, nh = j->h1 - j->h0, cap = c->capacity;
-    const size_t row = (size_t)j->H_kv * D, ld = scores_ld(cap);
+    const int D = j->D, group = j->H / j->H_kv, nh = j->h1 - j->h0;
+    const size_t row = (size_t)j->H_kv * D, ld = scores_ld(c->capacity);
     const __m256 vscale = _mm256_set1_ps(1.0f / sqrtf((float)D));
-    /* Rows share their first position (first = 0 on a linear cache; a ring sweeps one row). */
-    const int64_t first = first_pos(c, j->pos0 + t0);
-    const int s0 = (int)(first % cap);
-    int n[SWEEP_ROWS];
-    for (int r = 0; r < nr; r++) n[r] = (int)(j->pos0 + t0 + r - first + 1);
-    const int nmax = (int)(j->pos0 + t0 + nr - first); /* n of the last row */
+    int n[SWEEP_ROWS]; /* keys of each row: slots [0, n) */
+    for (int r = 0; r < nr; r++) n[r] = (int)(j->pos0 + t0 + r + 1);
+    const int nmax = (int)(j->pos0 + t0 + nr); /* n of the last row */
 #define SC(r, h) (j->scores + ((size_t)(r) * nh + (size_t)((h) - j->h0)) * ld)
 #define QH(r, h) (j->q + (size_t)(t0 + (r)) * j->q_stride + (size_t)(h) * D)
 #define OH(r, h) (j->out + (size_t)(t0 + (r)) * j->H * D + (size_t)(h) * D)
-    for (int b = 0, s = s0; b < nmax; b += 8) {
+    for (int b = 0; b < nmax; b += 8) {
         const float *kp[8];
-        for (int i = 0; i < 8; i++) {
-            kp[i] = c->k + (size_t)s * row;
-            if (b + i + 1 < nmax) s = next_slot(s, cap); /* past the last key: repeat it */
-        }
+        for (int i = 0; i < 8; i++) /* past the last key: repeat it */
+            kp[i] = c->k + (size_t)(b + i < nmax ? b + i : nmax - 1) * row;
         for (int h = j->h0; h < j->h1; h++) {
             const size_t off = (size_t)(h / group) * D;
             for (int r = 0; r < nr; r++) {
@@ -181,13 +167,10 @@ TARGET static void sweep_avx2(const AttnJob *j, int t0, int nr) {
     }
     for (int r = 0; r < nr; r++)
         for (int h = j->h0; h < j->h1; h++) softmax8(SC(r, h), n[r]);
-    for (int b = 0, s = s0; b < nmax; b += 8) {
+    for (int b = 0; b < nmax; b += 8) {
         const float *vp[8];
         const int nk = nmax - b < 8 ? nmax - b : 8;
-        for (int i = 0; i < nk; i++) {
-            vp[i] = c->v + (size_t)s * row;
-            s = next_slot(s, cap);
-        }
+        for (int i = 0; i < nk; i++) vp[i] = c->v + (size_t)(b + i) * row;
         for (int h = j->h0; h < j->h1; h++) {
             const size_t off = (size_t)(h / group) * D;
             for (int r = 0; r < nr; r++) {
@@ -227,9 +210,8 @@ TARGET static void sweep_avx2(const AttnJob *j, int t0, int nr) {
 }
 
 TARGET static void run_avx2(const AttnJob *j) {
-    const int rows = j->cache->context ? 1 : SWEEP_ROWS;
-    for (int t = j->t0; t < j->t1; t += rows)
-        sweep_avx2(j, t, j->t1 - t < rows ? j->t1 - t : rows);
+    for (int t = j->t0; t < j->t1; t += SWEEP_ROWS)
+        sweep_avx2(j, t, j->t1 - t < SWEEP_ROWS ? j->t1 - t : SWEEP_ROWS);
 }
 #else
 #define SWEEP_ROWS 1
@@ -258,8 +240,8 @@ static size_t share_floats(int capacity, int nh) {
 
 size_t pt_attention_scratch_size(int capacity, int H) { return share_floats(capacity, H) + 16; }
 
-/* A second thread pays off from ~2^20 multiply-adds per pass (~100 us on one core; starting a
- * thread costs 25-35 us here), e.g. a 13-row prefill over 140 keys. */
+/* A second thread pays off from ~2^20 multiply-adds per pass (several times the cost of
+ * starting a thread, docs/performance.md), e.g. a 13-row prefill over 140 keys. */
 static int worth_two_threads(int T, int H, int64_t keys, int D) {
     return T >= 4 && H >= 2 && (double)T * H * (double)keys * D >= (double)(1 << 20);
 }
@@ -272,23 +254,9 @@ static void store_kv(PtKVCache *c, int slot, const float *k, const float *v, siz
 int pt_attention(float *out, const float *q, const float *k, const float *v, PtKVCache *cache,
                  int T, int H, int H_kv, int D, int q_stride, int kv_stride, float *scores) {
     const size_t row = (size_t)H_kv * D;
-    if (cache->context == 0 && cache->offset + T > cache->capacity) return -1;
-    if (cache->context > cache->capacity) return -1;
+    if (cache->offset + T > cache->capacity) return -1;
     AttnJob job = {out, q, cache, H, H_kv, D, q_stride, 0, T, 0, H, cache->offset, scores};
-    if (cache->context) {
-        /* Ring: each row's key overwrites the slot of a position earlier rows may still see,
-         * so rows are written and attended one by one. */
-        for (int t = 0; t < T; t++) {
-            int slot = (int)((cache->offset + t) % cache->capacity);
-            store_kv(cache, slot, k + (size_t)t * kv_stride, v + (size_t)t * kv_stride, row);
-            job.t0 = t;
-            job.t1 = t + 1;
-            run_job(&job);
-        }
-        cache->offset += T;
-        return 0;
-    }
-    /* Linear cache: every row's key and value in place, then the rows attend (causally). */
+    /* Every row's key and value in place, then the rows attend (causally). */
     for (int t = 0; t < T; t++)
         store_kv(cache, (int)(cache->offset + t), k + (size_t)t * kv_stride,
                  v + (size_t)t * kv_stride, row);

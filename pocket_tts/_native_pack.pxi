@@ -1,30 +1,22 @@
-# cython: language_level=3
-"""Load-time weight packing (csrc/pack.c): float32 [out, in] -> gemm.h panels in the storage
-dtype, converted in one pass with the GIL released."""
+# Load-time weight packing (csrc/common/pack.c): float32 [out, in] -> gemm.h panels in the
+# storage dtype, converted in one pass with the GIL released.
 
-import numpy as np
-cimport numpy as cnp
-
-from gemm cimport PT_PANEL, PT_F32, PT_F16, PT_BF16, PT_I8
+from gemm cimport PT_PANEL
 from pack cimport pt_pack_weights, pt_f32_to_f16, pt_f32_to_bf16
-
-cnp.import_array()
-
-_CODES = {"float32": PT_F32, "float16": PT_F16, "bfloat16": PT_BF16, "int8": PT_I8}
-_NP = {"float32": np.float32, "float16": np.uint16, "bfloat16": np.uint16, "int8": np.int8}
 
 
 def pack_weights(const float[:, ::1] w, object dst, object scale, str dtype):
     """Pack ``w[out, in]`` into ``dst`` (C-contiguous ``[ceil(out/16), in, 16]`` of the storage
     type: float32, uint16 bits for float16/bfloat16, int8). ``scale`` (int8 only, else None)
     receives the per-row scales, float32 ``[ceil(out/16) * 16]`` zero-padded."""
-    if dtype not in _CODES:
+    if dtype not in _STORAGE:
         raise ValueError(f"unknown storage dtype {dtype!r}")
     cdef int out = w.shape[0], n_in = w.shape[1]
     cdef int panels = (out + PT_PANEL - 1) // PT_PANEL
-    if (not isinstance(dst, np.ndarray) or dst.dtype != _NP[dtype] or not dst.flags.c_contiguous or not dst.flags.writeable
-            or tuple(dst.shape) != (panels, n_in, PT_PANEL)):
-        raise ValueError(f"dst must be a writable C-contiguous {_NP[dtype].__name__} array of "
+    cdef object np_type = _STORAGE_NP[dtype]
+    if (not isinstance(dst, np.ndarray) or dst.dtype != np_type or not dst.flags.c_contiguous
+            or not dst.flags.writeable or tuple(dst.shape) != (panels, n_in, PT_PANEL)):
+        raise ValueError(f"dst must be a writable C-contiguous {np_type.__name__} array of "
                          f"shape {(panels, n_in, PT_PANEL)}")
     cdef float[::1] sc
     cdef float *sp = NULL
@@ -37,7 +29,7 @@ def pack_weights(const float[:, ::1] w, object dst, object scale, str dtype):
         raise ValueError("scale is for int8 only")
     cdef void *d = cnp.PyArray_DATA(<cnp.ndarray>dst)
     cdef const float *src = &w[0, 0] if out > 0 and n_in > 0 else NULL
-    cdef int code = _CODES[dtype]
+    cdef int code = _STORAGE[dtype]
     if src == NULL:
         return
     with nogil:
