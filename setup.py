@@ -28,8 +28,14 @@ native = Extension(
     include_dirs=[np.get_include(), *C_DIRS],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
     # -fopenmp-simd: honours the `omp simd` loop hints only (no OpenMP runtime).
-    extra_compile_args=["-O3", "-fno-math-errno", "-fopenmp-simd", "-std=gnu11", "-Wall",
-                        "-Wextra"],
+    extra_compile_args=[
+        "-O3",
+        "-fno-math-errno",
+        "-fopenmp-simd",
+        "-std=gnu11",
+        "-Wall",
+        "-Wextra",
+    ],
     depends=sorted(glob.glob("csrc/*/*.h") + glob.glob("pocket_tts/_native_*.pxi")),
 )
 

@@ -106,7 +106,7 @@ def run_measure(
 def read_bandwidth_gbs() -> float:
     """Single-thread streaming read bandwidth through our fp32 GEMV kernel on 256 MB."""
     from pocket_tts import _native
-    from pocket_tts.weights import pack_panels
+    from pocket_tts.checkpoint.loader import pack_panels
 
     w = pack_panels(np.ones((8192, 8192), np.float32))
     x = np.ones((1, 8192), np.float32)
@@ -123,19 +123,20 @@ def read_bandwidth_gbs() -> float:
 def lm_bytes(yaml_path: Path, weights: Path, dtype: str) -> int:
     """Bytes the LM step streams per frame: transformer and flow-head matrices (in ``dtype``)
     and the head's float32 vectors."""
+    from pocket_tts.checkpoint.layout import tensor_table
+    from pocket_tts.checkpoint.loader import load_weights
+    from pocket_tts.checkpoint.storage import StorageClass
     from pocket_tts.config import load_config
-    from pocket_tts.weights import is_low_precision_key, load_weights
 
     cfg = load_config(yaml_path)
     w = load_weights(cfg, weights, dtype=dtype)
-    total = 0
-    for k, v in w.items():
-        base = k.removesuffix(".scale")
-        if ".time_embed." in k:
-            continue
-        if is_low_precision_key(base) or k.startswith("flow_lm.flow_net."):
-            total += v.nbytes
-    return total
+    per_frame = {
+        e.key
+        for e in tensor_table(cfg)
+        if e.storage is StorageClass.LM_MATRIX
+        or (e.consumer.field.startswith("head.") and not e.consumer.field.startswith("head.time"))
+    }
+    return sum(v.nbytes for k, v in w.items() if k.removesuffix(".scale") in per_frame)
 
 
 def snr_db(ref: np.ndarray, test: np.ndarray) -> float:
@@ -147,10 +148,10 @@ def quality(yaml_path: Path, weights: Path, dtypes: list[str], frames: int = 40)
     """Teacher-forced: every dtype sees the same input latents and noise as float32; per-frame
     latents and the decoded audio are compared to float32's by SNR, and so is the codec alone
     (float32's latents decoded by each dtype's Mimi)."""
+    from pocket_tts.checkpoint.loader import load_weights
     from pocket_tts.config import load_config
     from pocket_tts.flow_lm import FlowLM
     from pocket_tts.mimi import Mimi
-    from pocket_tts.weights import load_weights, side_storage
 
     cfg = load_config(yaml_path)
     rng = np.random.default_rng(0)
@@ -160,7 +161,7 @@ def quality(yaml_path: Path, weights: Path, dtypes: list[str], frames: int = 40)
     outs = {}
     for dtype in ["float32", *[d for d in dtypes if d != "float32"]]:
         w = load_weights(cfg, weights, dtype=dtype)
-        lm, mimi = FlowLM(cfg, w, dtype=dtype), Mimi(cfg, w, side_storage(dtype))
+        lm, mimi = FlowLM(cfg, w, dtype=dtype), Mimi(cfg, w, dtype)
         st = lm.new_state(16 + frames + 2)
         lm.prefill(st, lm.embed_tokens(st, tokens))
         lat = np.zeros((frames, 32), np.float32)

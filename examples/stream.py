@@ -15,7 +15,7 @@ import sys
 import time
 
 from pocket_tts import TTSModel
-from pocket_tts.audio import StreamingWAVWriter
+from pocket_tts.audio.wav import StreamingWAVWriter
 
 
 def main() -> int:

@@ -168,7 +168,7 @@ class FlowLMKernel:
 
     def __init__(
         self,
-        w: dict[str, npt.NDArray[Any]],
+        w: Any,
         *,
         num_heads: int,
         num_kv_heads: int,
@@ -179,12 +179,9 @@ class FlowLMKernel:
         flow_type: str,
         flow_depth: int,
         n_bins: int,
-        z_dim: int | None = None,
-        rank: int | None = None,
-        storage: str = "float32",
-        head_storage: str = "float32",
     ) -> None:
-        """Bind the checkpoint arrays (matrices packed in ``storage``) into the C structs."""
+        """Bind the flow LM's tensors, taken by consumer field from ``w`` (the ``flow_lm``
+        :class:`pocket_tts.checkpoint.layout.StageTensors`), into the C structs."""
 
     def new_state(
         self, capacity: int, max_prefill: int = 512, prefix: _F32 | None = None

@@ -22,45 +22,54 @@ FLOW_TYPES = {"lsd": PT_FLOW_LSD, "flow_matching": PT_FLOW_MATCHING,
               "drifting": PT_FLOW_DRIFTING, "pointwise": PT_FLOW_POINTWISE}
 
 
-cdef const float *_ptr(dict keep, dict w, str name) except NULL:
-    cdef cnp.ndarray a = w[name]
+cdef const float *_ptr(list keep, object w, str field, tuple index=()) except NULL:
+    """The data of float32 tensor ``field`` taken from ``w`` (kept alive in ``keep``)."""
+    cdef cnp.ndarray a = w.take(field, *index)
     if a.dtype != np.float32 or not a.flags.c_contiguous:
-        raise ValueError(f"{name}: expected a C-contiguous float32 array")
-    keep[name] = a
+        raise ValueError(f"{w.key(field, *index)}: expected a C-contiguous float32 array")
+    keep.append(a)
     return <const float *>cnp.PyArray_DATA(a)
 
 
-cdef int _matrix(PtMatrix *m, dict keep, dict w, str name, str storage, int out) except -1:
-    """Point ``m`` at weight ``name``: panels ``[ceil(out/16), in, 16]`` in ``storage`` (see
-    pocket_tts.weights)."""
-    cdef cnp.ndarray a = w[name]
+cdef int _matrix(PtMatrix *m, list keep, object w, str field, tuple index, int out) except -1:
+    """Point ``m`` at packed matrix ``field`` taken from ``w``: panels ``[ceil(out/16), in,
+    16]`` in its storage (see pocket_tts.checkpoint.storage)."""
+    stored = w.take_matrix(field, *index)
+    cdef cnp.ndarray a = stored.data
     cdef cnp.ndarray s
+    cdef str storage = stored.storage
     if (a.dtype != _STORAGE_NP[storage] or not a.flags.c_contiguous or a.ndim != 3
             or a.shape[2] != PT_PANEL or a.shape[0] != (out + PT_PANEL - 1) // PT_PANEL):
-        raise ValueError(f"{name}: expected {storage} panels for {out} outputs, got "
+        raise ValueError(f"{stored.key}: expected {storage} panels for {out} outputs, got "
                          f"{a.dtype} {np.shape(a)}")
-    keep[name] = a
+    keep.append(a)
     m.data = cnp.PyArray_DATA(a)
     m.dtype = _STORAGE[storage]
     m.out = out
     m.n_in = a.shape[1]
     m.scale = NULL
     if storage == "int8":
-        s = np.ascontiguousarray(w[name + ".scale"], dtype=np.float32)
-        keep[name + ".scale"] = s
+        if stored.scale is None:
+            raise ValueError(f"{stored.key}: int8 panels without their scales")
+        s = stored.scale
+        rows = a.shape[0] * PT_PANEL
+        if s.dtype != np.float32 or not s.flags.c_contiguous or s.shape[0] < rows:
+            raise ValueError(f"{stored.key}: int8 scales must be float32 [{rows}]")
+        keep.append(s)
         m.scale = <const float *>cnp.PyArray_DATA(s)
     return 0
 
 
-cdef int _f32_matrix(PtMatrix *m, dict keep, dict w, str name) except -1:
-    """Pack float32 matrix ``name`` [out, in] into gemm.h panels (kept alive in ``keep``)."""
-    cdef cnp.ndarray a = np.ascontiguousarray(w[name], dtype=np.float32)
+cdef int _f32_matrix(PtMatrix *m, list keep, object w, str field) except -1:
+    """Pack float32 matrix ``field`` [out, in] taken from ``w`` into gemm.h panels (kept alive
+    in ``keep``)."""
+    cdef cnp.ndarray a = np.ascontiguousarray(w.take(field), dtype=np.float32)
     if a.ndim != 2:
-        raise ValueError(f"{name}: expected a matrix")
+        raise ValueError(f"{w.key(field)}: expected a matrix")
     cdef cnp.ndarray out = np.empty(pt_packed_size(a.shape[0], a.shape[1]), np.float32)
     pt_pack_nt(<float *>cnp.PyArray_DATA(out), <const float *>cnp.PyArray_DATA(a),
                a.shape[0], a.shape[1])
-    keep[name] = out
+    keep.append(out)
     m.data = cnp.PyArray_DATA(out)
     m.dtype = PT_F32
     m.out = a.shape[0]
@@ -136,7 +145,7 @@ cdef class FlowLMKernel:
 
     cdef PtFlowLM m
     cdef PtLayerWeights *layer_weights
-    cdef dict keep
+    cdef list keep
     cdef readonly int d_model, ldim, cond_dim, num_layers, num_kv_heads, head_dim, n_bins
 
     def __cinit__(self):
@@ -146,17 +155,18 @@ cdef class FlowLMKernel:
         if self.layer_weights != NULL:
             free(self.layer_weights)
 
-    def __init__(self, dict w, *, int num_heads, int num_kv_heads, int head_dim, int ffn_dim,
+    def __init__(self, object w, *, int num_heads, int num_kv_heads, int head_dim, int ffn_dim,
                  float max_period, int num_layers, str flow_type, int flow_depth,
-                 int n_bins, object z_dim=None, object rank=None, str storage="float32",
-                 str head_storage="float32"):
-        cdef dict keep = {}
+                 int n_bins):
+        """Bind the flow LM's tensors, taken by consumer field from ``w`` (the ``flow_lm``
+        :class:`pocket_tts.checkpoint.layout.StageTensors`); each matrix comes in the storage
+        its table entry gives it."""
+        cdef list keep = []
         self.keep = keep
-        p = "flow_lm."
-        cdef int d = w[p + "input_linear.weight"].shape[0]
+        cdef int d = w.shape("input_linear")[0]
         memset(&self.m, 0, sizeof(PtFlowLM))
         self.d_model = d
-        self.ldim = w[p + "input_linear.weight"].shape[1]
+        self.ldim = w.shape("input_linear")[1]
         self.num_layers = num_layers
         self.num_kv_heads = num_kv_heads
         self.head_dim = head_dim
@@ -171,88 +181,84 @@ cdef class FlowLMKernel:
         self.m.num_layers = num_layers
         self.layer_weights = <PtLayerWeights *>malloc(num_layers * sizeof(PtLayerWeights))
         memset(self.layer_weights, 0, num_layers * sizeof(PtLayerWeights))
+        cdef PtLayerWeights *lw
         for i in range(num_layers):
-            q = f"{p}transformer.layers.{i}."
-            self.layer_weights[i].norm1_w = _ptr(keep, w, q + "norm1.weight")
-            self.layer_weights[i].norm1_b = _ptr(keep, w, q + "norm1.bias")
-            _matrix(&self.layer_weights[i].in_proj, keep, w, q + "self_attn.in_proj.weight",
-                    storage, (num_heads + 2 * num_kv_heads) * head_dim)
-            _matrix(&self.layer_weights[i].out_proj, keep, w, q + "self_attn.out_proj.weight",
-                    storage, d)
-            self.layer_weights[i].norm2_w = _ptr(keep, w, q + "norm2.weight")
-            self.layer_weights[i].norm2_b = _ptr(keep, w, q + "norm2.bias")
-            _matrix(&self.layer_weights[i].linear1, keep, w, q + "linear1.weight", storage,
-                    ffn_dim)
-            _matrix(&self.layer_weights[i].linear2, keep, w, q + "linear2.weight", storage, d)
+            lw = &self.layer_weights[i]
+            ix = (i,)
+            lw.norm1_w = _ptr(keep, w, "layers[].norm1_w", ix)
+            lw.norm1_b = _ptr(keep, w, "layers[].norm1_b", ix)
+            _matrix(&lw.in_proj, keep, w, "layers[].in_proj", ix,
+                    (num_heads + 2 * num_kv_heads) * head_dim)
+            _matrix(&lw.out_proj, keep, w, "layers[].out_proj", ix, d)
+            lw.norm2_w = _ptr(keep, w, "layers[].norm2_w", ix)
+            lw.norm2_b = _ptr(keep, w, "layers[].norm2_b", ix)
+            _matrix(&lw.linear1, keep, w, "layers[].linear1", ix, ffn_dim)
+            _matrix(&lw.linear2, keep, w, "layers[].linear2", ix, d)
         self.m.layers = self.layer_weights
         self.m.ldim = self.ldim
-        _f32_matrix(&self.m.input_linear, keep, w, p + "input_linear.weight")
-        self.m.bos_emb = _ptr(keep, w, p + "bos_emb")
-        self.m.out_norm_w = _ptr(keep, w, p + "out_norm.weight")
-        self.m.out_norm_b = _ptr(keep, w, p + "out_norm.bias")
-        if z_dim:
-            _f32_matrix(&self.m.z_proj, keep, w, p + "z_proj.weight")
-            self.m.cond_dim = z_dim
+        _f32_matrix(&self.m.input_linear, keep, w, "input_linear")
+        self.m.bos_emb = _ptr(keep, w, "bos_emb")
+        self.m.out_norm_w = _ptr(keep, w, "out_norm_w")
+        self.m.out_norm_b = _ptr(keep, w, "out_norm_b")
+        if w.has("z_proj"):
+            _f32_matrix(&self.m.z_proj, keep, w, "z_proj")
+            self.m.cond_dim = self.m.z_proj.out
         else:
             self.m.cond_dim = d
         self.cond_dim = self.m.cond_dim
-        self.m.eos_w = _ptr(keep, w, p + "out_eos.weight")
-        self.m.eos_b = float(np.asarray(w[p + "out_eos.bias"]).reshape(-1)[0])
-        # The lookup table: float32, or float16 bits in compact models (weights.side_storage).
-        table = w[p + "conditioner.embed.weight"]
-        if table.dtype == np.uint16:
-            keep[p + "conditioner.embed.weight"] = np.ascontiguousarray(table)
-            self.m.embed = cnp.PyArray_DATA(keep[p + "conditioner.embed.weight"])
+        self.m.eos_w = _ptr(keep, w, "eos_w")
+        self.m.eos_b = float(w.take("eos_b")[0])
+        # The lookup table: float32, or float16 bits in compact models (its storage class).
+        if w.storage("embed") == "float16":
+            table = w.take("embed")
+            keep.append(table)
+            self.m.embed = cnp.PyArray_DATA(table)
             self.m.embed_f16 = 1
         else:
-            self.m.embed = _ptr(keep, w, p + "conditioner.embed.weight")
+            self.m.embed = _ptr(keep, w, "embed")
             self.m.embed_f16 = 0
-        if rank:
-            self.m.embed_dim = rank
-            _f32_matrix(&self.m.embed_proj, keep, w, p + "conditioner.proj.weight")
+        if w.has("embed_proj"):
+            self.m.embed_dim = w.shape("embed_proj")[1]
+            _f32_matrix(&self.m.embed_proj, keep, w, "embed_proj")
         else:
             self.m.embed_dim = d
-        f = p + "flow_net."
         if flow_type not in FLOW_TYPES:
             raise ValueError(f"unknown flow type {flow_type!r}")
         if flow_depth > PT_FLOW_MAX_DEPTH:
             raise ValueError(f"flow depth {flow_depth} > {PT_FLOW_MAX_DEPTH}")
         self.m.head.type = FLOW_TYPES[flow_type]
         self.m.head.ldim = self.ldim
-        cdef int width = w[f + "input_proj.bias"].shape[0]
+        cdef int width = w.shape("head.in_b")[0]
         self.m.head.width = width
         self.m.head.depth = flow_depth
         self.m.head.cond_dim = self.m.cond_dim
-        self.m.head.num_time_conds = {"lsd": 2, "flow_matching": 1}.get(flow_type, 0)
+        self.m.head.num_time_conds = w.count("head.time[].freqs")
         for j in range(self.m.head.num_time_conds):
-            t = f"{f}time_embed.{j}."
-            _matrix(&self.m.head.time[j].w0, keep, w, t + "mlp.0.weight", head_storage, width)
-            self.m.head.time[j].b0 = _ptr(keep, w, t + "mlp.0.bias")
-            _matrix(&self.m.head.time[j].w2, keep, w, t + "mlp.2.weight", head_storage, width)
-            self.m.head.time[j].b2 = _ptr(keep, w, t + "mlp.2.bias")
-            self.m.head.time[j].alpha = _ptr(keep, w, t + "mlp.3.alpha")
-            self.m.head.time[j].freqs = _ptr(keep, w, t + "freqs")
-        _matrix(&self.m.head.cond_w, keep, w, f + "cond_embed.weight", head_storage, width)
-        self.m.head.cond_b = _ptr(keep, w, f + "cond_embed.bias")
-        _matrix(&self.m.head.in_w, keep, w, f + "input_proj.weight", head_storage, width)
-        self.m.head.in_b = _ptr(keep, w, f + "input_proj.bias")
+            ix = (j,)
+            _matrix(&self.m.head.time[j].w0, keep, w, "head.time[].w0", ix, width)
+            self.m.head.time[j].b0 = _ptr(keep, w, "head.time[].b0", ix)
+            _matrix(&self.m.head.time[j].w2, keep, w, "head.time[].w2", ix, width)
+            self.m.head.time[j].b2 = _ptr(keep, w, "head.time[].b2", ix)
+            self.m.head.time[j].alpha = _ptr(keep, w, "head.time[].alpha", ix)
+            self.m.head.time[j].freqs = _ptr(keep, w, "head.time[].freqs", ix)
+        _matrix(&self.m.head.cond_w, keep, w, "head.cond_w", (), width)
+        self.m.head.cond_b = _ptr(keep, w, "head.cond_b")
+        _matrix(&self.m.head.in_w, keep, w, "head.in_w", (), width)
+        self.m.head.in_b = _ptr(keep, w, "head.in_b")
         for b in range(flow_depth):
-            r = f"{f}res_blocks.{b}."
-            self.m.head.blocks[b].ln_w = _ptr(keep, w, r + "in_ln.weight")
-            self.m.head.blocks[b].ln_b = _ptr(keep, w, r + "in_ln.bias")
-            _matrix(&self.m.head.blocks[b].w0, keep, w, r + "mlp.0.weight", head_storage, width)
-            self.m.head.blocks[b].b0 = _ptr(keep, w, r + "mlp.0.bias")
-            _matrix(&self.m.head.blocks[b].w2, keep, w, r + "mlp.2.weight", head_storage, width)
-            self.m.head.blocks[b].b2 = _ptr(keep, w, r + "mlp.2.bias")
-            _matrix(&self.m.head.blocks[b].ada_w, keep, w, r + "adaLN_modulation.1.weight",
-                    head_storage, 3 * width)
-            self.m.head.blocks[b].ada_b = _ptr(keep, w, r + "adaLN_modulation.1.bias")
-        _matrix(&self.m.head.final_ada_w, keep, w, f + "final_layer.adaLN_modulation.1.weight",
-                head_storage, 2 * width)
-        self.m.head.final_ada_b = _ptr(keep, w, f + "final_layer.adaLN_modulation.1.bias")
-        _matrix(&self.m.head.final_w, keep, w, f + "final_layer.linear.weight", head_storage,
-                self.ldim)
-        self.m.head.final_b = _ptr(keep, w, f + "final_layer.linear.bias")
+            ix = (b,)
+            self.m.head.blocks[b].ln_w = _ptr(keep, w, "head.blocks[].ln_w", ix)
+            self.m.head.blocks[b].ln_b = _ptr(keep, w, "head.blocks[].ln_b", ix)
+            _matrix(&self.m.head.blocks[b].w0, keep, w, "head.blocks[].w0", ix, width)
+            self.m.head.blocks[b].b0 = _ptr(keep, w, "head.blocks[].b0", ix)
+            _matrix(&self.m.head.blocks[b].w2, keep, w, "head.blocks[].w2", ix, width)
+            self.m.head.blocks[b].b2 = _ptr(keep, w, "head.blocks[].b2", ix)
+            _matrix(&self.m.head.blocks[b].ada_w, keep, w, "head.blocks[].ada_w", ix, 3 * width)
+            self.m.head.blocks[b].ada_b = _ptr(keep, w, "head.blocks[].ada_b", ix)
+        _matrix(&self.m.head.final_ada_w, keep, w, "head.final_ada_w", (), 2 * width)
+        self.m.head.final_ada_b = _ptr(keep, w, "head.final_ada_b")
+        _matrix(&self.m.head.final_w, keep, w, "head.final_w", (), self.ldim)
+        self.m.head.final_b = _ptr(keep, w, "head.final_b")
 
     def new_state(self, int capacity, int max_prefill=512, prefix=None):
         """Allocate a stream state with KV caches of ``capacity`` positions and scratch for

@@ -33,35 +33,31 @@ _CODEC_STORAGE = {"float32": (PT_F32, np.float32), "float16": (PT_F16, np.uint16
 
 cdef int _set_matrix(PtMatrix *m, list keep, object w, str storage="float32",
                      int out=-1, int n_in=-1) except -1:
-    """Bind a weight for y = x w^T: either w[out, in] float32, packed here into panels stored
-    as ``storage`` (float32 or float16), or panels ``[ceil(out/16), in, 16]`` already packed at
-    load time (float32, or float16 bits as uint16) with ``out`` rows. ``out`` / ``n_in``, when
-    given, are checked against the weight."""
+    """Bind a weight for y = x w^T stored as ``storage`` (float32 or float16): either w[out, in]
+    float32, packed here into panels, or panels ``[ceil(out/16), in, 16]`` already packed at
+    load time in that storage (float16 as uint16 bits) with ``out`` rows. ``out`` / ``n_in``,
+    when given, are checked against the weight."""
     cdef cnp.ndarray a, packed
     m.scale = NULL
+    if storage not in _CODEC_STORAGE:
+        raise ValueError(f"codec matrices are stored as float32 or float16, not {storage!r}")
+    m.dtype, np_dtype = _CODEC_STORAGE[storage]
     if w.ndim not in (2, 3) or (n_in > 0 and w.shape[1] != n_in) or (
             w.ndim == 2 and out > 0 and w.shape[0] != out):
         raise ValueError(f"weight of shape {w.shape} is not [{out}, {n_in}]")
     if w.ndim == 3:
         if w.shape[2] != PT_PANEL or out <= 0 or w.shape[0] * PT_PANEL < out:
             raise ValueError(f"packed weight {w.shape} does not hold {out} rows of panels")
-        for code, np_dtype in _CODEC_STORAGE.values():
-            if w.dtype == np_dtype:
-                m.dtype = code
-                break
-        else:
-            raise ValueError(f"packed codec weights are float32 or float16, not {w.dtype}")
+        if w.dtype != np_dtype:
+            raise ValueError(f"packed weight of {w.dtype} is not {storage} panels")
         packed = np.ascontiguousarray(w)
         m.out = out
         m.n_in = w.shape[1]
         keep.append(packed)
         m.data = cnp.PyArray_DATA(packed)
         return 0
-    if storage not in _CODEC_STORAGE:
-        raise ValueError(f"codec matrices are stored as float32 or float16, not {storage!r}")
     m.out = w.shape[0]
     m.n_in = w.shape[1]
-    m.dtype, np_dtype = _CODEC_STORAGE[storage]
     a = np.ascontiguousarray(w, dtype=np.float32)
     packed = np.empty(pt_packed_size(m.out, m.n_in), np_dtype)
     pt_pack_weights(cnp.PyArray_DATA(packed), NULL, <const float *>cnp.PyArray_DATA(a), m.out,
@@ -69,6 +65,14 @@ cdef int _set_matrix(PtMatrix *m, list keep, object w, str storage="float32",
     keep.append(packed)
     m.data = cnp.PyArray_DATA(packed)
     return 0
+
+
+cdef int _set_stored_matrix(PtMatrix *m, list keep, object stored, int out, int n_in) except -1:
+    """:func:`_set_matrix` for a StoredMatrix (panels in its storage, or float32 [out, in])."""
+    try:
+        return _set_matrix(m, keep, stored.data, stored.storage, out, n_in)
+    except ValueError as exc:
+        raise ValueError(f"{stored.key}: {exc}") from None
 
 
 cdef float *_buf(cnp.ndarray a):
@@ -131,7 +135,8 @@ cdef int _set_res(PtResBlock *r, tuple pair, list keep, bint consume=False) exce
 
 
 cdef PtLayerWeights *_set_transformer(PtTransformerShape *s, dict t, list keep) except NULL:
-    cdef str storage = t.get("storage", "float32")
+    """Fill the shape and allocate the layers of a transformer spec (layer tensors by field,
+    matrices as pocket_tts.checkpoint.layout.StoredMatrix)."""
     s.d_model = t["d_model"]
     s.num_heads = t["num_heads"]
     s.num_kv_heads = t["num_heads"]
@@ -148,21 +153,17 @@ cdef PtLayerWeights *_set_transformer(PtTransformerShape *s, dict t, list keep) 
     memset(lw, 0, max(n, 1) * sizeof(PtLayerWeights))
     try:
         for i, L in enumerate(t["layers"]):
-            lw[i].norm1_w = _fptr(keep, L["norm1.weight"], "norm1")
-            lw[i].norm1_b = _fptr(keep, L["norm1.bias"], "norm1")
-            _set_matrix(&lw[i].in_proj, keep, L.pop("self_attn.in_proj.weight"), storage,
-                        3 * s.d_model, s.d_model)
-            _set_matrix(&lw[i].out_proj, keep, L.pop("self_attn.out_proj.weight"), storage,
-                        s.d_model, s.d_model)
-            lw[i].norm2_w = _fptr(keep, L["norm2.weight"], "norm2")
-            lw[i].norm2_b = _fptr(keep, L["norm2.bias"], "norm2")
-            _set_matrix(&lw[i].linear1, keep, L.pop("linear1.weight"), storage, s.ffn_dim,
-                        s.d_model)
-            _set_matrix(&lw[i].linear2, keep, L.pop("linear2.weight"), storage, s.d_model,
-                        s.ffn_dim)
-            if "layer_scale_1.scale" in L:
-                lw[i].scale1 = _fptr(keep, L["layer_scale_1.scale"], "layer_scale_1")
-                lw[i].scale2 = _fptr(keep, L["layer_scale_2.scale"], "layer_scale_2")
+            lw[i].norm1_w = _fptr(keep, L["norm1_w"], "norm1")
+            lw[i].norm1_b = _fptr(keep, L["norm1_b"], "norm1")
+            _set_stored_matrix(&lw[i].in_proj, keep, L.pop("in_proj"), 3 * s.d_model, s.d_model)
+            _set_stored_matrix(&lw[i].out_proj, keep, L.pop("out_proj"), s.d_model, s.d_model)
+            lw[i].norm2_w = _fptr(keep, L["norm2_w"], "norm2")
+            lw[i].norm2_b = _fptr(keep, L["norm2_b"], "norm2")
+            _set_stored_matrix(&lw[i].linear1, keep, L.pop("linear1"), s.ffn_dim, s.d_model)
+            _set_stored_matrix(&lw[i].linear2, keep, L.pop("linear2"), s.d_model, s.ffn_dim)
+            if "scale1" in L:
+                lw[i].scale1 = _fptr(keep, L["scale1"], "layer_scale_1")
+                lw[i].scale2 = _fptr(keep, L["scale2"], "layer_scale_2")
     except BaseException:
         free(lw)
         raise

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
 from .config import available_languages
@@ -164,7 +164,7 @@ class _Progress:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from .audio import StreamingWAVWriter
+    from .audio.wav import StreamingWAVWriter
 
     text = _read_text(args)
     if not text.strip():
@@ -192,7 +192,7 @@ def _generate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     first_audio = None
     samples = 0
-    stream: Iterator = model.generate_audio_stream(
+    stream: Generator = model.generate_audio_stream(
         voice,
         text,
         max_tokens=args.max_tokens,

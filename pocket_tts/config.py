@@ -1,4 +1,4 @@
-"""Strict model configuration, read from the YAML files shipped in ``pocket_tts/config/``.
+"""Strict model configuration, read from the YAML files shipped in ``pocket_tts/configs/``.
 
 The classes mirror the reference's pydantic models (``pocket_tts/utils/config.py`` in
 ``pocket-tts`` 4.0.1): same class names, field names, types and defaults. They are frozen,
@@ -13,10 +13,21 @@ Type checking is strict where pydantic would coerce: an ``int`` field takes only
 bools, floats or numeric strings), a ``str`` field only strings, a ``bool`` field only bools.
 A ``float`` field takes ints too and stores them as floats, as pydantic does.
 
-YAML is read with :mod:`pocket_tts.yaml_subset`, so PyYAML is not needed at runtime.
+Why the schema is hand-written: the reference validates with pydantic, a compiled dependency
+that this package would carry for one call at load time, and whose default (lax) mode turns
+``"12"`` into ``12`` and ``1.0`` into ``1``. Here the same classes and defaults are plain
+dataclasses, checked by ~150 lines of validation that is stricter and whose errors name the
+dotted key path and suggest the nearest allowed key. pydantic's strict mode would match the
+checks, not the suggestions, and would add a dependency for no gain in error quality.
+
+YAML is parsed by PyYAML (its libyaml ``CSafeLoader`` when built with it, else ``SafeLoader``):
+the reference reads its configs with ``yaml.safe_load``, so values and types are the same. On
+top of it, a key repeated in one mapping is an error naming the key and both lines (PyYAML
+silently keeps the last one; the reference's configs never repeat a key).
+
 Remote paths (``hf://``, ``http(s)://``) inside a config are kept as strings; resolving them is
-another module's job. Relative local paths can be resolved against the YAML file's folder with
-:meth:`Config.resolve_local`.
+:mod:`pocket_tts.hub`'s job. Relative local paths can be resolved against the YAML file's folder
+with :meth:`Config.resolve_local`.
 """
 
 from __future__ import annotations
@@ -31,7 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, Union
 
-from pocket_tts.yaml_subset import YamlSubsetError, parse_yaml
+import yaml
+
+from pocket_tts.hub import is_remote_path, location_path
 
 __all__ = [
     "CONFIGS_DIR",
@@ -49,17 +62,15 @@ __all__ = [
     "SEANetConfig",
     "available_languages",
     "config_path_for_language",
-    "is_remote_path",
     "load_config",
 ]
 
 DEFAULT_EOS_THRESHOLD = -4.0
 """EOS logit threshold used when neither the caller nor the config sets one."""
 
-CONFIGS_DIR = Path(__file__).resolve().parent / "config"
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 """Folder holding the packaged ``<language>.yaml`` configs."""
 
-_REMOTE_PREFIXES = ("hf://", "http://", "https://")
 _YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -79,11 +90,6 @@ class ConfigNotFoundError(ConfigError, FileNotFoundError):
 
     It is both a :class:`ConfigError` and a ``FileNotFoundError`` (what the reference raises).
     """
-
-
-def is_remote_path(path: str | os.PathLike[str]) -> bool:
-    """True for ``hf://``, ``http://`` and ``https://`` locations (kept as strings, not files)."""
-    return isinstance(path, str) and path.startswith(_REMOTE_PREFIXES)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -387,7 +393,7 @@ class Config(_StrictConfig):
 
     def with_source_dir(self, directory: str | os.PathLike[str] | None) -> Config:
         """Return a copy whose relative local paths resolve against ``directory``."""
-        clone = dataclasses.replace(self)
+        clone = dataclasses.replace(self)  # type: ignore[type-var]
         object.__setattr__(clone, "_source_dir", None if directory is None else Path(directory))
         return clone
 
@@ -423,6 +429,72 @@ class Config(_StrictConfig):
 # Loading
 # ----------------------------------------------------------------------------------------------
 
+# libyaml's parser when PyYAML was built with it (several times faster), else PyYAML's own;
+# both resolve tags exactly like the reference's yaml.safe_load.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _reject_duplicate_keys(root: yaml.Node) -> None:
+    """Raise :class:`ConfigError` for a key repeated in one mapping, anywhere under ``root``.
+
+    Keys are compared as written (tag and text): the schema accepts only string keys, for which
+    that is exact. ``<<`` merge keys are skipped, so a key may override a merged-in one.
+    """
+    seen_nodes: set[int] = set()  # aliases share nodes, and may even nest in themselves
+    pending: list[tuple[yaml.Node, str]] = [(root, "")]
+    while pending:
+        node, path = pending.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            pending.extend((item, f"{path}[{i}]") for i, item in enumerate(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            first_lines: dict[tuple[str, str], int] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                    continue
+                key_path = f"{path}.{key_node.value}" if path else str(key_node.value)
+                line = key_node.start_mark.line + 1
+                key = (key_node.tag, key_node.value)
+                if key in first_lines:
+                    raise ConfigError(
+                        f"duplicate config key '{key_path}' at line {line} (first set at line "
+                        f"{first_lines[key]}); YAML would silently keep the last value: remove "
+                        "one of them",
+                        key_path,
+                    )
+                first_lines[key] = line
+                pending.append((value_node, key_path))
+
+
+class _ConfigLoader(_SafeLoader):  # type: ignore[valid-type,misc]
+    """PyYAML's safe loader, refusing keys repeated in one mapping (see _reject_duplicate_keys)."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        """Check the whole node tree for duplicate keys, then build it as ``safe_load`` does."""
+        _reject_duplicate_keys(node)
+        return super().construct_document(node)
+
+
+def _describe_yaml_error(exc: yaml.YAMLError) -> str:
+    """A PyYAML error on one line: 'line L, column C: problem (context at line K)'."""
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int):
+        return (
+            f"unacceptable character #x{exc.character:04x} at offset {exc.position} "
+            f"({exc.reason}): is this a text file?"
+        )
+    mark = getattr(exc, "problem_mark", None)
+    if not isinstance(exc, yaml.MarkedYAMLError) or mark is None:
+        return " ".join(str(exc).split())
+    text = f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    if exc.context:
+        context_mark = exc.context_mark
+        where = f" at line {context_mark.line + 1}" if context_mark is not None else ""
+        text += f" ({exc.context}{where})"
+    return text
+
 
 def available_languages() -> list[str]:
     """Names of the packaged configs (``english``, ``french_24l``, ...), sorted."""
@@ -444,13 +516,6 @@ def config_path_for_language(language: str) -> Path:
             f"Unknown language {language!r}.{hint} Available languages: {languages}"
         )
     return CONFIGS_DIR / f"{language}.yaml"
-
-
-def _has_yaml_suffix(location: str) -> bool:
-    # hf:// locations may carry an "@revision" suffix after the file name.
-    if location.startswith("hf://"):
-        location = location.split("@")[0]
-    return Path(location.split("?")[0] if "://" in location else location).suffix in _YAML_SUFFIXES
 
 
 def _looks_like_name(value: str) -> bool:
@@ -482,7 +547,7 @@ def load_config(
     if isinstance(path_or_name, str) and _looks_like_name(path_or_name):
         path = config_path_for_language(path_or_name)
     elif isinstance(path_or_name, str) and is_remote_path(path_or_name):
-        if not _has_yaml_suffix(path_or_name):
+        if Path(location_path(path_or_name)).suffix not in _YAML_SUFFIXES:
             raise ConfigError(
                 f"Config should be a path to a YAML file ending with .yaml or .yml: "
                 f"{path_or_name!r}"
@@ -512,11 +577,22 @@ def load_config(
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not valid UTF-8 ({exc})") from exc
+        raise ConfigError(
+            f"{path}: not a YAML config: the file is not valid UTF-8 text ({exc})"
+        ) from exc
     try:
-        data = parse_yaml(text)
-    except YamlSubsetError as exc:
-        raise ConfigError(f"{path}: invalid config YAML: {exc}") from exc
+        data = yaml.load(text, Loader=_ConfigLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid config YAML: {_describe_yaml_error(exc)}") from exc
+    except ConfigError as exc:  # a duplicate key
+        raise ConfigError(f"{path}: {exc}", exc.key_path) from exc
+    if data is None:  # an empty file, or only comments: reported as missing keys below
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: a config must be a YAML mapping of 'key: value' lines at the top level, "
+            f"got {_describe(data)}"
+        )
     try:
         config = Config.from_dict(data)
     except ConfigError as exc:

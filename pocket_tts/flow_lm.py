@@ -1,8 +1,8 @@
 """Flow LM stage: text tokens and voice conditioning in, normalised latents (and EOS logits) out.
 
-A thin Python layer over the C kernels in ``csrc/flow_lm/`` (driven by ``_native.pyx``): the
-:class:`FlowLM` object is read-only and shared; every stream owns a :class:`FlowLMState`
-(KV caches sized once, scratch, noise generator)."""
+A thin Python layer over the C kernels in ``csrc/flow_lm/`` (driven by ``_native_flow_lm.pxi``):
+the :class:`FlowLM` object is read-only and shared; every stream owns a :class:`FlowLMState` (KV
+caches sized once, scratch, noise generator)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import threading
 import numpy as np
 
 from . import _native
+from .checkpoint.layout import StageTensors
 from .config import Config
-from .weights import head_storage
 
 FlowLMState = _native.FlowLMState
 
@@ -34,8 +34,9 @@ class FlowLM:
     def __init__(
         self, config: Config, weights: dict[str, np.ndarray], dtype: str = "float32"
     ) -> None:
-        """Bind ``weights`` (from :func:`pocket_tts.weights.load_weights` with the same
-        ``dtype``: the transformer matrices in that storage, everything else float32)."""
+        """Bind ``weights`` (the ``flow_lm.*`` tensors from
+        :func:`pocket_tts.checkpoint.loader.load_weights` with the same ``dtype``: the per-frame
+        matrices packed in their storage, everything else float32)."""
         fc = config.flow_lm
         tc = fc.transformer
         attn_dim = tc.attn_dim or tc.d_model
@@ -48,8 +49,9 @@ class FlowLM:
         self.head_dim = attn_dim // tc.num_heads
         self.n_bins = fc.lookup_table.n_bins
         self.flow_type = fc.flow.type
+        tensors = StageTensors(config, "flow_lm", weights, dtype)
         self.kernel = _native.FlowLMKernel(
-            weights,
+            tensors,
             num_heads=tc.num_heads,
             num_kv_heads=self.num_kv_heads,
             head_dim=self.head_dim,
@@ -59,33 +61,21 @@ class FlowLM:
             flow_type=fc.flow.type,
             flow_depth=fc.flow.depth,
             n_bins=fc.lookup_table.n_bins,
-            z_dim=fc.z_dim,
-            rank=fc.lookup_table.rank,
-            storage=dtype,
-            head_storage=head_storage(dtype),
         )
         self.dtype = dtype
         self.cond_dim = self.kernel.cond_dim
-        #: Weight bytes one autoregressive step streams (transformer layers + flow head).
-        self.step_bytes = sum(
-            v.nbytes
-            for k, v in weights.items()
-            if k.startswith(("flow_lm.transformer.", "flow_lm.flow_net.", "flow_lm.out_"))
-            and ".time_embed." not in k
-        )
         self.bos_before_voice = (
-            np.ascontiguousarray(weights["flow_lm.bos_before_voice"].reshape(1, -1))
-            if fc.insert_bos_before_voice
+            np.ascontiguousarray(tensors.take("bos_before_voice").reshape(1, -1))
+            if tensors.has("bos_before_voice")
             else None
         )
-        self.speaker_proj = weights["flow_lm.speaker_proj_weight"]
+        self.speaker_proj = tensors.take("speaker_proj")
         # Projected by the engine's own GEMM, not numpy's: a BLAS call wakes a thread pool
         # whose spinning workers then compete with the prefill that follows on both cores.
-        self._speaker_proj_panels = _native.pack_nt(
-            np.ascontiguousarray(self.speaker_proj, dtype=np.float32)
-        )
-        self.emb_mean = weights["flow_lm.emb_mean"]
-        self.emb_std = weights["flow_lm.emb_std"]
+        self._speaker_proj_panels = _native.pack_nt(self.speaker_proj)
+        self.emb_mean = tensors.take("emb_mean")
+        self.emb_std = tensors.take("emb_std")
+        tensors.finish()
 
     def new_state(
         self, capacity: int, max_prefill: int = 512, prefix: np.ndarray | None = None

@@ -6,8 +6,8 @@ weights fallback of ``TTSModel._from_pydantic_config_with_weights``, with clear 
 * ``hf://owner/repo/path/in/repo[@revision]`` goes through ``huggingface_hub.hf_hub_download``
   and its cache (``HF_HUB_CACHE`` / ``HF_HOME``). ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` are
   honoured even when set after ``huggingface_hub`` was imported. ``hf://datasets/...`` and
-  ``hf://spaces/...`` select those repo types. ``huggingface_hub`` is an optional dependency:
-  without it, a file pinned to a commit that is already in the Hub cache is still found.
+  ``hf://spaces/...`` select those repo types. A file pinned to a commit and already in the cache
+  is returned by ``hf_hub_download`` without any request; the cache layout is the library's.
 * ``http(s)://`` URLs are downloaded once into ``~/.cache/pocket_tts`` (or
   ``$POCKET_TTS_CACHE_DIR``) under ``sha256(url) + suffix``, the reference's cache layout.
 * Anything else is a local path.
@@ -15,8 +15,13 @@ weights fallback of ``TTSModel._from_pydantic_config_with_weights``, with clear 
 Failures are :class:`HubError` (an ``OSError``) naming the location: :class:`HubOfflineError`
 (offline mode or network failure, not cached), :class:`HubNotFoundError` (no such repo,
 revision or file; also a ``FileNotFoundError``) and :class:`GatedRepoError` (HTTP 401/403:
-gated or private, no access). :func:`resolve_weights` uses them to fall back to
-``weights_path_without_voice_cloning`` as the reference does.
+gated or private, no access), translated from the classes of ``huggingface_hub.errors``.
+:func:`resolve_weights` uses them to fall back to ``weights_path_without_voice_cloning`` as the
+reference does.
+
+This module also owns what a location string means everywhere in the package:
+:func:`is_remote_path` (is it downloaded?) and :func:`location_path` (its file part, without an
+``@revision`` or a URL query, for checking its suffix).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = [
     "PREDEFINED_VOICES",
@@ -46,7 +51,8 @@ __all__ = [
     "HubOfflineError",
     "cache_dir",
     "download_url",
-    "is_remote",
+    "is_remote_path",
+    "location_path",
     "parse_hf_path",
     "predefined_voice_path",
     "resolve_path",
@@ -56,7 +62,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _URL_TIMEOUT_SECONDS = 60.0
-_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+_REMOTE_PREFIXES = ("hf://", "http://", "https://")
 _REPO_PART_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # ----------------------------------------------------------------------------------------------
@@ -164,9 +170,32 @@ class HfLocation:
         return f"hf://{prefix}{self.repo_id}/{self.filename}{rev}"
 
 
-def is_remote(path: str | os.PathLike[str]) -> bool:
-    """True for ``hf://``, ``http://`` and ``https://`` strings."""
-    return isinstance(path, str) and path.startswith(("hf://", "http://", "https://"))
+def is_remote_path(path: object) -> TypeGuard[str]:
+    """True for ``hf://``, ``http://`` and ``https://`` strings: the locations to download.
+
+    Anything else, every ``os.PathLike`` included, is a local path.
+    """
+    return isinstance(path, str) and path.startswith(_REMOTE_PREFIXES)
+
+
+def _split_revision(location: str) -> tuple[str, str | None]:
+    """``"...file@rev"`` -> ``("...file", "rev")``; without an ``@``, the revision is None."""
+    head, at, revision = location.rpartition("@")
+    return (head, revision) if at else (location, None)
+
+
+def location_path(location: str | os.PathLike[str]) -> str:
+    """The file part of a location, to check its suffix (``.yaml``, ``.safetensors``, ``.json``).
+
+    ``hf://owner/repo/file.ext@revision`` -> ``hf://owner/repo/file.ext`` (the revision is what
+    follows the last ``@``, as :func:`parse_hf_path` reads it); an ``http(s)://`` URL -> its path,
+    without query or fragment; anything else (a local path) -> unchanged, as a string.
+    """
+    if not is_remote_path(location):
+        return os.fspath(location)
+    if location.startswith("hf://"):
+        return _split_revision(location)[0]
+    return urllib.parse.urlsplit(location).path
 
 
 def parse_hf_path(path: str) -> HfLocation:
@@ -190,10 +219,8 @@ def parse_hf_path(path: str) -> HfLocation:
     owner, repo = parts[0], parts[1]
     if not (_REPO_PART_RE.match(owner) and _REPO_PART_RE.match(repo)):
         raise ValueError(f"malformed hf:// location {path!r}: bad repo id {owner}/{repo!s}")
-    filename = "/".join(parts[2:])
-    revision = None
-    if "@" in filename:
-        filename, revision = filename.rsplit("@", 1)
+    filename, revision = _split_revision("/".join(parts[2:]))
+    if revision is not None:
         if not revision:
             raise ValueError(f"malformed hf:// location {path!r}: empty revision after '@'")
     if (
@@ -215,13 +242,12 @@ def _env_true(name: str) -> bool:
 
 
 def _offline() -> bool:
+    # Read at each call: huggingface_hub reads HF_HUB_OFFLINE only once, when it is imported.
     if _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE"):
         return True
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        return False
-    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
 
 
 def cache_dir() -> Path:
@@ -233,129 +259,101 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "pocket_tts"
 
 
-def _hf_hub_cache() -> Path:
-    try:
-        from huggingface_hub import constants
-
-        return Path(constants.HF_HUB_CACHE)
-    except ImportError:
-        pass
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HUGGINGFACE_HUB_CACHE"):
-        return Path(os.environ["HUGGINGFACE_HUB_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    home = os.environ.get("HF_HOME") or os.path.join(xdg, "huggingface")
-    return Path(home).expanduser() / "hub"
-
-
-def _cached_snapshot(loc: HfLocation, root: Path) -> Path | None:
-    """A commit-pinned file already in the Hub cache layout (used without huggingface_hub)."""
-    if loc.revision is None:
-        return None
-    folder = root / f"{loc.repo_type}s--{loc.repo_id.replace('/', '--')}"
-    commit = loc.revision
-    if not _COMMIT_RE.match(commit):
-        ref = folder / "refs" / commit
-        if not ref.is_file():
-            return None
-        commit = ref.read_text().strip()
-    candidate = folder / "snapshots" / commit / loc.filename
-    return candidate if candidate.is_file() else None
-
-
 # ----------------------------------------------------------------------------------------------
 # hf:// downloads
 # ----------------------------------------------------------------------------------------------
 
 
-def _class_names(exc: BaseException) -> set[str]:
-    return {cls.__name__ for cls in type(exc).__mro__}
-
-
 def _status_code(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    code = getattr(response, "status_code", None)
+    code = getattr(getattr(exc, "response", None), "status_code", None)
     return code if isinstance(code, int) else None
 
 
-def _translate_hf_error(exc: Exception, loc: HfLocation, offline: bool, cache: Path) -> HubError:
-    where = loc.uri
-    names = _class_names(exc)
-    status = _status_code(exc)
-    denied = status in (401, 403) and "RepositoryNotFoundError" not in names
-    if "GatedRepoError" in names or denied:
-        return GatedRepoError(
-            f"Access to {where} was denied (HTTP {status or 'error'}): {loc.repo_id} is a gated "
-            f"or private repository. Accept its terms at "
-            f"https://huggingface.co/{loc.repo_id} and log in (`hf auth login`, or set "
-            f"HF_TOKEN).",
-            where,
-        )
-    if "RepositoryNotFoundError" in names:
-        return HubNotFoundError(
-            f"Cannot download {where}: repository {loc.repo_id} was not found (if it is private "
-            "or gated, log in with `hf auth login` or set HF_TOKEN).",
-            where,
-        )
-    if "RevisionNotFoundError" in names:
-        return HubNotFoundError(
-            f"Cannot download {where}: revision {loc.revision!r} does not exist in {loc.repo_id}.",
-            where,
-        )
-    if "EntryNotFoundError" in names and "LocalEntryNotFoundError" not in names:
-        return HubNotFoundError(
-            f"Cannot download {where}: file {loc.filename!r} does not exist in {loc.repo_id}"
-            f"{'' if loc.revision is None else ' at revision ' + loc.revision}.",
-            where,
-        )
-    if offline or "OfflineModeIsEnabled" in names:
-        return HubOfflineError(
-            f"Cannot download {where}: offline mode is on (HF_HUB_OFFLINE=1) and the file is "
-            f"not in the Hugging Face cache ({cache}). Unset HF_HUB_OFFLINE or download it once "
-            "while online.",
-            where,
-        )
-    if "LocalEntryNotFoundError" in names or isinstance(exc, (ConnectionError, TimeoutError)):
-        return HubOfflineError(
-            f"Cannot download {where}: the Hugging Face Hub could not be reached (network "
-            f"error: {exc}) and the file is not in the local cache ({cache}).",
-            where,
-        )
-    return HubError(f"Cannot download {where}: {type(exc).__name__}: {exc}", where)
+def _access_denied(loc: HfLocation, status: int | None) -> GatedRepoError:
+    return GatedRepoError(
+        f"Access to {loc.uri} was denied (HTTP {status or 'error'}): {loc.repo_id} is a gated "
+        f"or private repository. Accept its terms at https://huggingface.co/{loc.repo_id} and "
+        "log in (`hf auth login`, or set HF_TOKEN).",
+        loc.uri,
+    )
 
 
 def _resolve_hf(loc: HfLocation, cache: str | os.PathLike[str] | None) -> Path:
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        root = Path(cache) if cache is not None else _hf_hub_cache()
-        cached = _cached_snapshot(loc, root)
-        if cached is not None:
-            return cached
-        raise HubError(
-            f"Cannot download {loc.uri}: the optional dependency huggingface_hub is not "
-            "installed. Install it with `pip install huggingface_hub` (or the `hub` extra).",
-            loc.uri,
-        ) from None
+    # Imported on first use, not with the module: huggingface_hub's HTTP stack takes ~0.15 s.
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+    from huggingface_hub.errors import GatedRepoError as HfGatedRepoError
 
+    where = loc.uri
     endpoint = os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or None
     offline = _offline()
-    root = Path(cache) if cache is not None else _hf_hub_cache()
+    cache_root = cache if cache is not None else constants.HF_HUB_CACHE
     try:
         local = hf_hub_download(
             repo_id=loc.repo_id,
             filename=loc.filename,
             revision=loc.revision,
             repo_type=loc.repo_type,
-            cache_dir=cache,
+            cache_dir=None if cache is None else os.fspath(cache),
             endpoint=endpoint,
             local_files_only=offline,
         )
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a HubError naming the file
-        if isinstance(exc, (KeyboardInterrupt, MemoryError)):
-            raise
-        raise _translate_hf_error(exc, loc, offline, root) from exc
+    # The order matters: GatedRepoError is a RepositoryNotFoundError, LocalEntryNotFoundError an
+    # EntryNotFoundError, and (before huggingface_hub 1.0) every entry error an HfHubHTTPError.
+    except HfGatedRepoError as exc:
+        raise _access_denied(loc, _status_code(exc)) from exc
+    except RepositoryNotFoundError as exc:
+        raise HubNotFoundError(
+            f"Cannot download {where}: repository {loc.repo_id} was not found (if it is private "
+            "or gated, log in with `hf auth login` or set HF_TOKEN).",
+            where,
+        ) from exc
+    except RevisionNotFoundError as exc:
+        raise HubNotFoundError(
+            f"Cannot download {where}: revision {loc.revision!r} does not exist in {loc.repo_id}.",
+            where,
+        ) from exc
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
+        if offline or isinstance(exc, OfflineModeIsEnabled):
+            raise HubOfflineError(
+                f"Cannot download {where}: offline mode is on (HF_HUB_OFFLINE=1) and the file is "
+                f"not in the Hugging Face cache ({cache_root}). Unset HF_HUB_OFFLINE or download "
+                "it once while online.",
+                where,
+            ) from exc
+        raise HubOfflineError(
+            f"Cannot download {where}: the Hugging Face Hub could not be reached (network "
+            f"error: {exc}) and the file is not in the local cache ({cache_root}).",
+            where,
+        ) from exc
+    except EntryNotFoundError as exc:
+        revision = "" if loc.revision is None else f" at revision {loc.revision}"
+        raise HubNotFoundError(
+            f"Cannot download {where}: file {loc.filename!r} does not exist in "
+            f"{loc.repo_id}{revision}.",
+            where,
+        ) from exc
+    except HfHubHTTPError as exc:
+        status = _status_code(exc)
+        if status in (401, 403):
+            raise _access_denied(loc, status) from exc
+        raise HubError(f"Cannot download {where}: {exc}", where) from exc
+    except (ConnectionError, TimeoutError) as exc:
+        raise HubOfflineError(
+            f"Cannot download {where}: the Hugging Face Hub could not be reached (network "
+            f"error: {exc}) and the file is not in the local cache ({cache_root}).",
+            where,
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - the HTTP client's own errors, a full disk...
+        # ...still name the file, and resolve_weights falls back on any HubError.
+        raise HubError(f"Cannot download {where}: {type(exc).__name__}: {exc}", where) from exc
     return Path(local)
 
 
@@ -449,9 +447,9 @@ def resolve_path(
     Raises :class:`HubError` subclasses for download failures and ``ValueError`` for a
     malformed ``hf://`` location.
     """
-    if isinstance(path, str) and path.startswith("hf://"):
-        return _resolve_hf(parse_hf_path(path), cache)
-    if isinstance(path, str) and path.startswith(("http://", "https://")):
+    if is_remote_path(path):
+        if path.startswith("hf://"):
+            return _resolve_hf(parse_hf_path(path), cache)
         return download_url(path, cache)
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"resolve_path expects a str or path, got {type(path).__name__}")

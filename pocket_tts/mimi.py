@@ -1,26 +1,27 @@
 """Mimi codec: latents -> 24 kHz audio (streaming decoder) and audio -> latents (encoder).
 
-A thin Python layer over the C kernels in ``csrc/mimi.c`` / ``seanet.c`` / ``conv.c`` (driven
-by ``_native.pyx``). :class:`Mimi` is read-only and can be shared between streams; every decoding
-stream owns a :class:`MimiDecoderState` that holds all of its memory (conv histories,
-KV windows of the ``context`` last positions, one frame of scratch), allocated once.
+A thin Python layer over the C kernels in ``csrc/mimi/`` (``mimi.c``, ``seanet.c``, ``conv.c``;
+driven by ``_native_mimi.pxi``). :class:`Mimi` is read-only and can be shared between streams;
+every decoding stream owns a :class:`MimiDecoderState` that holds all of its memory (conv
+histories, KV windows of the ``context`` last positions, one frame of scratch), allocated once.
 
-Activations are time-major ``[T, C]`` inside the kernels (see csrc/conv.h); conv weights are
-repacked once here from the reference layout.
+Activations are time-major ``[T, C]`` inside the kernels (see csrc/mimi/conv.h); conv weights
+are repacked once here from the reference layout.
 
 Decoding a call of ``n`` frames runs the one-frame computation ``n`` times, so the audio does
 not depend on how frames are grouped into calls (bit for bit). The reference decoder gets
 ``latent * emb_std + emb_mean``; :meth:`Mimi.decode` takes latents already de-normalised
-(:meth:`Mimi.denormalize` does it the reference's way).
-"""
+(:meth:`Mimi.denormalize` does it the reference's way)."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from . import _native
+from .checkpoint.layout import StageTensors
 from .config import Config, MimiTransformerConfig, SEANetConfig
 
 MimiDecoderState = _native.MimiDecoderState
@@ -95,27 +96,44 @@ def pack_depthwise_convtr1d(w: np.ndarray, stride: int) -> np.ndarray:
     return packed
 
 
-def _conv(w: dict, prefix: str, **kw) -> dict:
-    return pack_conv1d(w[prefix + "conv.weight"], w.get(prefix + "conv.bias"), **kw)
+def _conv(w: StageTensors, field: str, *index: int, **kw: Any) -> dict:
+    """Spec of the conv filling ``field`` (its ``.w`` and ``.b`` if any), in the storage its
+    table entry gives it."""
+    b = w.take(field + ".b", *index) if w.has(field + ".b", *index) else None
+    spec = pack_conv1d(w.take(field + ".w", *index), b, **kw)
+    spec["storage"] = w.storage(field + ".w", *index)
+    return spec
 
 
-def _res(w: dict, prefix: str, dilation: int) -> tuple[dict, dict]:
-    return (_conv(w, prefix + "block.1.", dilation=dilation), _conv(w, prefix + "block.3."))
+def _res(w: StageTensors, field: str, stage: int, j: int, dilation: int) -> tuple[dict, dict]:
+    return (
+        _conv(w, field + ".conv1", stage, j, dilation=dilation),
+        _conv(w, field + ".conv2", stage, j),
+    )
 
 
-def _transformer(w: dict, prefix: str, t: MimiTransformerConfig, storage: str) -> dict:
+_LAYER_VECTORS = ("norm1_w", "norm1_b", "norm2_w", "norm2_b")
+_LAYER_MATRICES = ("in_proj", "out_proj", "linear1", "linear2")
+
+
+def _transformer(w: StageTensors, part: str, t: MimiTransformerConfig) -> dict:
+    """Spec of the ``part`` (``dec`` / ``enc``) transformer: its layers' tensors by field."""
     if t.d_model != t.input_dimension or any(d != t.d_model for d in t.output_dimensions):
         raise NotImplementedError(
-            f"{prefix}: Mimi transformers with input/output projections are not supported "
+            f"mimi {part} transformer: input/output projections are not supported "
             "(no shipped config has them)"
         )
     if len(t.output_dimensions) != 1:
-        raise NotImplementedError(f"{prefix}: exactly one transformer output is supported")
+        raise NotImplementedError(f"mimi {part} transformer: exactly one output is supported")
     layers = []
     for i in range(t.num_layers):
-        p = f"{prefix}transformer.layers.{i}."
-        # Looked up with w[k]: a consuming dict (TTSModel's load) hands each array over.
-        layers.append({k[len(p) :]: w[k] for k in [k for k in w if k.startswith(p)]})
+        field = part + ".layers[]."
+        layer: dict = {name: w.take(field + name, i) for name in _LAYER_VECTORS}
+        layer.update({name: w.take_matrix(field + name, i) for name in _LAYER_MATRICES})
+        for name in ("scale1", "scale2"):
+            if w.has(field + name, i):
+                layer[name] = w.take(field + name, i)
+        layers.append(layer)
     return dict(
         d_model=t.d_model,
         num_heads=t.num_heads,
@@ -123,28 +141,7 @@ def _transformer(w: dict, prefix: str, t: MimiTransformerConfig, storage: str) -
         context=t.context,
         max_period=float(t.max_period),
         layers=layers,
-        storage=storage,
     )
-
-
-#: Convs with at least this many weights are stored like the transformers' matrices (float16
-#: in compact models): the low-rate convs, whose weights stream through the cache every frame.
-#: The small high-rate ones stay float32: there, widening would cost more than it saves.
-COMPACT_CONV_MIN_WEIGHTS = 1 << 18
-
-
-def _store_large_convs(convs: list[dict], storage: str) -> None:
-    for c in convs:
-        if c["w"].size >= COMPACT_CONV_MIN_WEIGHTS and c["c_out"] > 1:
-            c["storage"] = storage
-
-
-def _seanet_convs(seanet: dict) -> list[dict]:
-    convs = [seanet["first"], seanet["last"]]
-    for stage in seanet["stages"]:
-        convs += [stage[k] for k in ("up", "down") if k in stage]
-        convs += [c for pair in stage["res"] for c in pair]
-    return convs
 
 
 def _check_seanet(s: SEANetConfig, what: str) -> None:
@@ -154,10 +151,10 @@ def _check_seanet(s: SEANetConfig, what: str) -> None:
         raise NotImplementedError(f"{what}: unsupported ratios / residual layer count")
 
 
-def _specs(config: Config, w: dict, storage: str = "float32") -> tuple[dict, dict]:
-    """Decoder and encoder specs (packed weights + shapes) for :class:`_native.MimiKernel`;
-    the transformers' matrices and the large convs are stored as ``storage`` (float32 or
-    float16)."""
+def _specs(config: Config, w: StageTensors) -> tuple[dict, dict]:
+    """Decoder and encoder specs (packed weights + shapes) for :class:`_native.MimiKernel`, from
+    the ``mimi`` tensors taken by consumer field; every matrix and conv carries the storage its
+    table entry gives it."""
     m = config.mimi
     enc, dec = m.seanet, m.decoder_seanet or m.seanet
     _check_seanet(enc, "mimi.seanet")
@@ -178,63 +175,57 @@ def _specs(config: Config, w: dict, storage: str = "float32") -> tuple[dict, dic
     outer = m.outer_dim or dec.dimension
     if outer != dec.dimension:
         raise NotImplementedError("upsample with outer_dim != decoder dimension")
-    dp = "mimi.decoder."
-    idx, stages = 1, []
-    for ratio in dec.ratios:
-        idx += 1  # ELU
-        up = w[f"{dp}model.{idx}.convtr.weight"]
+    stages = []
+    for s, ratio in enumerate(dec.ratios):
+        up = w.take("dec.seanet.up[].w", s)
+        bias = w.take("dec.seanet.up[].b", s) if w.has("dec.seanet.up[].b", s) else None
         stage = dict(
-            up=pack_convtr1d(up, w.get(f"{dp}model.{idx}.convtr.bias"), stride=ratio), res=[]
+            up=dict(
+                pack_convtr1d(up, bias, stride=ratio), storage=w.storage("dec.seanet.up[].w", s)
+            ),
+            res=[
+                _res(w, "dec.seanet.res[][]", s, j, dec.dilation_base**j)
+                for j in range(dec.n_residual_layers)
+            ],
         )
-        idx += 1
-        for j in range(dec.n_residual_layers):
-            stage["res"].append(_res(w, f"{dp}model.{idx}.", dec.dilation_base**j))
-            idx += 1
         stages.append(stage)
-    idx += 1  # ELU
-    up_w = w["mimi.upsample.convtr.convtr.weight"]
+    up_w = w.take("dec.up_w")
     decoder = dict(
         ldim=m.quantizer.dimension,
         outer=outer,
         stride=stride,
         up_kernel=int(up_w.shape[2]),
         frame_size=frame_size,
-        quant_w=np.ascontiguousarray(w["mimi.quantizer.output_proj.weight"][:, :, 0]),
+        quant_w=np.ascontiguousarray(w.take("dec.quant")[:, :, 0]),
         up_w=pack_depthwise_convtr1d(up_w, stride),
-        transformer=_transformer(
-            w, "mimi.decoder_transformer.", m.decoder_transformer or m.transformer, storage
-        ),
+        transformer=_transformer(w, "dec", m.decoder_transformer or m.transformer),
         seanet=dict(
-            first=_conv(w, dp + "model.0."), stages=stages, last=_conv(w, f"{dp}model.{idx}.")
+            first=_conv(w, "dec.seanet.first"), stages=stages, last=_conv(w, "dec.seanet.last")
         ),
     )
 
     # Encoder: SEANet encoder -> transformer -> downsample (replicate padding).
-    ep = "mimi.encoder."
-    idx, stages = 1, []
-    for ratio in reversed(list(enc.ratios)):
-        stage = dict(res=[])
-        for j in range(enc.n_residual_layers):
-            stage["res"].append(_res(w, f"{ep}model.{idx}.", enc.dilation_base**j))
-            idx += 1
-        idx += 1  # ELU
-        stage["down"] = _conv(w, f"{ep}model.{idx}.", stride=ratio)
-        idx += 1
+    stages = []
+    for s, ratio in enumerate(reversed(list(enc.ratios))):
+        stage = dict(
+            res=[
+                _res(w, "enc.seanet.res[][]", s, j, enc.dilation_base**j)
+                for j in range(enc.n_residual_layers)
+            ],
+            down=_conv(w, "enc.seanet.down[]", s, stride=ratio),
+        )
         stages.append(stage)
-    idx += 1  # ELU
     encoder = dict(
         dim=enc.dimension,
         inner=m.inner_dim or enc.dimension,
         stride=stride,
         frame_size=frame_size,
         seanet=dict(
-            first=_conv(w, ep + "model.0."), stages=stages, last=_conv(w, f"{ep}model.{idx}.")
+            first=_conv(w, "enc.seanet.first"), stages=stages, last=_conv(w, "enc.seanet.last")
         ),
-        transformer=_transformer(w, "mimi.encoder_transformer.", m.transformer, storage),
-        down=_conv(w, "mimi.downsample.conv.", stride=stride, replicate=True),
+        transformer=_transformer(w, "enc", m.transformer),
+        down=_conv(w, "enc.down", stride=stride, replicate=True),
     )
-    _store_large_convs(_seanet_convs(decoder["seanet"]), storage)
-    _store_large_convs([*_seanet_convs(encoder["seanet"]), encoder["down"]], storage)
     return decoder, encoder
 
 
@@ -242,19 +233,23 @@ class Mimi:
     """The Mimi codec of one config, with weights bound to the C kernels (read-only)."""
 
     def __init__(
-        self, config: Config, weights: dict[str, np.ndarray], storage: str = "float32"
+        self, config: Config, weights: dict[str, np.ndarray], dtype: str = "float32"
     ) -> None:
-        """Bind ``weights`` (TTSModel-layout float32 arrays, e.g. from
-        :func:`pocket_tts.weights.load_weights`) for ``config``'s Mimi; the transformers'
-        matrices and large convs are kept as ``storage`` (``"float32"`` or ``"float16"``, see
-        :func:`pocket_tts.weights.side_storage`)."""
+        """Bind ``weights`` (the ``mimi.*`` tensors from
+        :func:`pocket_tts.checkpoint.loader.load_weights` for a model in ``dtype``, or float32
+        ``[out, in]`` transformer matrices, packed here) for ``config``'s Mimi. Its
+        transformers' matrices and large convs are stored as their storage class says for
+        ``dtype``: float32 in a float32 model, float16 in a compact one. A mapping that hands
+        its arrays over on lookup is emptied, so loading never holds two copies of the codec."""
         m = config.mimi
         if m.channels != 1:
             raise NotImplementedError(f"only mono Mimi is supported, got {m.channels} channels")
         self.config = config
         self.sample_rate: int = m.sample_rate
         self.frame_rate: float = m.frame_rate
-        dec, enc = _specs(config, weights, storage)
+        tensors = StageTensors(config, "mimi", weights, dtype)
+        dec, enc = _specs(config, tensors)
+        tensors.finish()
         self.kernel = _native.MimiKernel(dec, enc)
         self.frame_size: int = self.kernel.frame_size
         #: Latent width the decoder takes (quantizer.dimension, 32).

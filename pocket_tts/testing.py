@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint.layout import expected_tensors
+from .checkpoint.safetensors import write_safetensors
 from .config import Config, load_config
-from .layout import expected_tensors
-from .safetensors import write_safetensors
 
 __all__ = [
     "CONFIG_DIR",
@@ -30,7 +30,7 @@ __all__ = [
     "timestep_freqs",
 ]
 
-CONFIG_DIR = Path(__file__).resolve().parent / "config"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 _LAYER_NORMS = ("norm1", "norm2", "out_norm", "in_ln")
 
@@ -127,7 +127,7 @@ def _rewrite_config(text: str, weights: Path, tokenizer: Path | None, header: st
             hits = [i for i, line in enumerate(lines) if re.match(rf"\s+{field}\s*:", line)]
             if len(hits) != 1:
                 raise ValueError(f"expected one '{field}:' line in the config, found {len(hits)}")
-            indent = re.match(r"\s*", lines[hits[0]]).group(0)
+            indent = lines[hits[0]][: len(lines[hits[0]]) - len(lines[hits[0]].lstrip())]
             lines[hits[0]] = f"{indent}{field}: {_yaml_scalar(value)}"
     top = [header, f"weights_path: {_yaml_scalar(str(weights))}"]
     return "\n".join(top + lines) + "\n"

@@ -1,18 +1,15 @@
 """The user-facing model: text in, 24 kHz audio out, streamed in 80 ms frames.
 
-Pipeline: text -> tokens (:mod:`.text`, :mod:`.tokenizer`) -> flow LM (:mod:`.flow_lm`) ->
-normalised latents -> Mimi decoder (:mod:`.mimi`) -> audio. Per text chunk, the flow LM runs in
-a worker thread and the Mimi decoder in the consuming thread; both spend their time inside C
-kernels that release the GIL, so they occupy the two cores.
-
-Semantics follow the reference ``pocket_tts.TTSModel`` 4.0.1 (see docs of each method).
+The drop-in API of the reference ``pocket_tts.TTSModel`` 4.0.1 (see the docs of each method).
+It delegates every stage of the data path: text -> chunks (:mod:`.text.prepare`) -> tokens
+(:mod:`.text.tokenizer`) -> flow LM -> latents -> Mimi decoder -> audio, one text chunk at a
+time through :mod:`.pipeline` (which owns the two threads and how they help each other).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,29 +19,75 @@ from typing import Any
 import numpy as np
 
 from . import _native, hub
-from .audio import _is_safetensors_source
+from .audio.prompt import _is_safetensors_source
+from .checkpoint.loader import load_weights
+from .checkpoint.storage import STORAGE_DTYPES
 from .config import CONFIGS_DIR, Config, load_config
-from .flow_lm import FlowLM, FlowLMState, cores_available
+from .flow_lm import FlowLM
 from .mimi import Mimi
-from .text import (
-    TextChunk,
-    TextOptions,
-    chunk_text_for_generation,
-    effective_frames_after_eos,
-    prepare_chunk,
-)
-from .tokenizer import build_tokenizer
+from .pipeline import ChunkPipeline, ChunkStats, Sampling, Stages
+from .text.prepare import TextChunk, TextOptions, chunk_text_for_generation
+from .text.tokenizer import build_tokenizer
 from .voice import VoiceState, export_model_state, import_model_state, voice_state_from_audio
-from .weights import load_weights, side_storage
 
 logger = logging.getLogger("pocket_tts")
 
 DEFAULT_LANGUAGE = "english"
 DEFAULT_SAMPLER_DECODE_STEPS = 1
 MAX_TOKEN_PER_CHUNK = 50
-_WEIGHT_DTYPES = ("float32", "float16", "bfloat16", "int8")
+_WEIGHT_DTYPES = tuple(STORAGE_DTYPES)
 
-__all__ = ["TTSModel", "export_model_state"]
+_TRAINING_CHECKPOINTS_NEED_TORCH = (
+    "Training checkpoints (.pt) need torch; export them to safetensors with the "
+    "reference (POCKET_TTS_SAVE_WEIGHTS=1) and pass weights=... instead."
+)
+
+__all__ = ["AudioArray", "TTSModel", "export_model_state"]
+
+
+class AudioArray(np.ndarray):
+    """Float32 audio samples: a numpy array that also answers the ``torch.Tensor`` calls that
+    wrappers written for the reference make on its audio (``.numpy()``, ``.detach()``,
+    ``.cpu()``, ``.clamp(min, max)``, ``.to(dtype)``), each returning numpy data. Everything
+    else is plain numpy (``.shape``, arithmetic, ``np.concatenate``, ...)."""
+
+    def numpy(self) -> np.ndarray:
+        """The samples as a plain ``ndarray`` sharing this memory, like ``Tensor.numpy()``."""
+        return self.view(np.ndarray)
+
+    def detach(self) -> AudioArray:
+        """This array: there is no autograd graph to detach from."""
+        return self
+
+    def cpu(self) -> AudioArray:
+        """This array: it is in CPU memory already."""
+        return self
+
+    def clamp(self, min: float | None = None, max: float | None = None) -> AudioArray:
+        """Values limited to ``[min, max]`` (either may be None), in a new array, as
+        ``Tensor.clamp``: NaN stays NaN, and ``min > max`` gives ``max`` everywhere."""
+        if min is None and max is None:
+            raise TypeError("clamp() needs min or max (at least one of them not None)")
+        return np.clip(self, min, max).view(AudioArray)
+
+    def to(self, target: Any) -> AudioArray:
+        """``Tensor.to`` for what applies here: ``"cpu"`` (this array), or a dtype, numpy's or
+        torch's (e.g. ``torch.int16``; floats convert as in torch, truncating toward zero)."""
+        if str(target) == "cpu":  # also torch.device("cpu")
+            return self
+        return self.astype(_numpy_dtype(target)).view(AudioArray)
+
+
+def _numpy_dtype(dtype: Any) -> np.dtype:
+    if type(dtype).__name__ == "dtype" and type(dtype).__module__ == "torch":
+        dtype = str(dtype).removeprefix("torch.")  # torch.int16 -> "int16"
+    try:
+        return np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(
+            f"cannot convert audio to {dtype!r}: give a numpy dtype or a torch dtype "
+            "numpy has (e.g. torch.int16, torch.float32)"
+        ) from exc
 
 
 class TTSModel:
@@ -81,20 +124,19 @@ class TTSModel:
         self.has_custom_weights = has_custom_weights
         # 0 = decode every queued frame in one call; n = at most n frames per call.
         self.max_decoder_frames_per_call = 0
-        #: Diagnostics of the last text chunk generated: max_gen_len, eos_step, frames emitted
-        #: and the raw EOS logit of every flow-LM step.
-        self.last_chunk_stats: dict = {}
-        self.text_options = TextOptions.from_config(config)
+        # The text flags, as in the reference: plain attributes read by every generation.
         self.pad_with_spaces_for_short_inputs = config.pad_with_spaces_for_short_inputs
         self.remove_semicolons = config.remove_semicolons
         self.append_terminal_punctuation = config.append_terminal_punctuation
         self.capitalize_first_letter = config.capitalize_first_letter
         self.replace_characters = dict(config.replace_characters or {})
         self.model_recommended_frames_after_eos = config.model_recommended_frames_after_eos
+        self._last_chunk_stats: ChunkStats | None = None
         lt = config.flow_lm.lookup_table
-        self.tokenizer = build_tokenizer(
-            lt.n_bins, hub.resolve_path(config.resolve_local(lt.tokenizer_path)), lt.tokenizer
-        )
+        tokenizer_path = config.resolve_local(lt.tokenizer_path)
+        if tokenizer_path is None:
+            raise ValueError("the config has no flow_lm.lookup_table.tokenizer_path")
+        self.tokenizer = build_tokenizer(lt.n_bins, hub.resolve_path(tokenizer_path), lt.tokenizer)
         self.dtype = dtype
         self.flow_lm = FlowLM(config, weights, dtype=dtype)
         # The kernels keep packed copies: drop each original as soon as it has been consumed,
@@ -104,13 +146,11 @@ class TTSModel:
         mimi_weights = _Consuming(
             {k: weights.pop(k) for k in [k for k in weights if k.startswith("mimi.")]}
         )
-        self.mimi = Mimi(config, mimi_weights, side_storage(dtype))
-        self._noise = _native.NoiseSource(
+        self.mimi = Mimi(config, mimi_weights, dtype)
+        noise = _native.NoiseSource(
             seed if seed is not None else int.from_bytes(np.random.bytes(8), "little")
         )
-        self._emb_std = np.ascontiguousarray(weights["flow_lm.emb_std"], dtype=np.float32)
-        self._emb_mean = np.ascontiguousarray(weights["flow_lm.emb_mean"], dtype=np.float32)
-        self._fade_in = _torch_linspace_0_1(self.sample_rate // 200)
+        self._stages = Stages(self.flow_lm, self.mimi, noise)
 
     # ------------------------------------------------------------------ loading
 
@@ -143,10 +183,7 @@ class TTSModel:
                 "Cannot specify both config and language, please choose one or the other."
             )
         if checkpoint is not None:
-            raise ValueError(
-                "Training checkpoints (.pt) need torch; export them to safetensors with the "
-                "reference (POCKET_TTS_SAVE_WEIGHTS=1) and pass weights=... instead."
-            )
+            raise ValueError(_TRAINING_CHECKPOINTS_NEED_TORCH)
         if lsd_decode_steps is not None:
             logger.warning("lsd_decode_steps is deprecated, use sampler_decode_steps")
             sampler_decode_steps = lsd_decode_steps
@@ -174,12 +211,10 @@ class TTSModel:
                     f"{sorted(p.stem for p in CONFIGS_DIR.glob('*.yaml'))}"
                 )
         config_path = str(config)
-        suffix_source = (
-            config_path.split("@")[0] if config_path.startswith("hf://") else config_path
-        )
-        if Path(suffix_source).suffix not in (".yaml", ".yml"):
+        if Path(hub.location_path(config_path)).suffix not in (".yaml", ".yml"):
             raise ValueError("Config should be a path to a YAML file ending with .yaml")
         model_config = load_config(config_path, download=hub.resolve_path)
+        weights_file: Path | None
         if weights is not None:
             weights_file, has_cloning, custom = Path(weights), True, True
             if not weights_file.exists():
@@ -211,6 +246,11 @@ class TTSModel:
         logger.info("Loaded %s in %.0f ms", config_path, (time.perf_counter() - t0) * 1000)
         return model
 
+    def load_training_checkpoint(self, path: str | Path, use_ema: bool = True) -> None:
+        """Not supported: the reference loads torch training checkpoints (``.pt``) here, which
+        needs torch. Raises ``ValueError`` saying how to export the weights instead."""
+        raise ValueError(_TRAINING_CHECKPOINTS_NEED_TORCH)
+
     @property
     def sample_rate(self) -> int:
         """Output sample rate (24 000 Hz)."""
@@ -221,9 +261,30 @@ class TTSModel:
         """Always ``"cpu"``."""
         return "cpu"
 
+    @property
+    def last_chunk_stats(self) -> dict:
+        """Diagnostics of the last text chunk generated (empty before the first): its
+        ``max_gen_len``, ``eos_step``, ``frames`` emitted and ``eos_logits`` (the raw EOS logit
+        of every flow-LM step), updated while it runs."""
+        return {} if self._last_chunk_stats is None else self._last_chunk_stats.as_dict()
+
     def seed(self, seed: int) -> None:
         """Re-seed the noise generator (MT19937 like ``torch.manual_seed``)."""
-        self._noise.seed(int(seed))
+        self._stages.noise.seed(int(seed))
+
+    def _sampling(self) -> Sampling:
+        """The sampling attributes as they are now (the reference reads them per generation)."""
+        return Sampling(
+            temp=self.temp,
+            noise_clamp=self.noise_clamp,
+            eos_threshold=self.eos_threshold,
+            decode_steps=self.sampler_decode_steps,
+            min_frames_before_eos=self._MIN_FRAMES_BEFORE_EOS,
+        )
+
+    def _text_options(self) -> TextOptions:
+        """The text attributes as they are now (the reference reads them per generation)."""
+        return TextOptions.from_config(self)
 
     # ------------------------------------------------------------------ voices
 
@@ -258,21 +319,12 @@ class TTSModel:
                 )
             if not self.has_voice_cloning:
                 raise ValueError(hub.VOICE_CLONING_UNSUPPORTED)
-            if "://" in src:
+            if hub.is_remote_path(src):
                 audio_conditioning = hub.resolve_path(src)
         voice = voice_state_from_audio(self.flow_lm, self.mimi, audio_conditioning, truncate)
         # The reference's prompt prefill also runs the flow head once and draws noise for it.
-        self._skip_noise(voice.noise_draws)
+        self._stages.skip_noise(voice.noise_draws, self._sampling())
         return voice
-
-    def _skip_noise(self, n: int) -> None:
-        buf = np.empty(self.flow_lm.ldim, np.float32)
-        for _ in range(n):
-            self._draw_noise(buf)
-
-    def _draw_noise(self, out: np.ndarray) -> None:
-        std = float(np.float32(self.temp**0.5))
-        self._noise.normal(out, std, self.noise_clamp)
 
     # ------------------------------------------------------------------ generation
 
@@ -289,9 +341,10 @@ class TTSModel:
         copy_state: bool = True,
         *,
         seed: int | None = None,
-    ) -> np.ndarray:
+    ) -> AudioArray:
         """The whole utterance as one float32 array ``[samples]`` at :attr:`sample_rate`:
-        exactly the concatenation of :meth:`generate_audio_stream`'s chunks."""
+        exactly the concatenation of :meth:`generate_audio_stream`'s chunks (an
+        :class:`AudioArray`, so torch-style calls such as ``.numpy()`` work too)."""
         chunks = [
             np.array(c, copy=True)
             for c in self.generate_audio_stream(
@@ -304,8 +357,8 @@ class TTSModel:
             )
         ]
         if not chunks:
-            return np.zeros(0, np.float32)
-        return np.concatenate(chunks)
+            return np.zeros(0, np.float32).view(AudioArray)
+        return np.concatenate(chunks).view(AudioArray)
 
     def generate_audio_stream(
         self,
@@ -318,11 +371,12 @@ class TTSModel:
         *,
         seed: int | None = None,
         on_text_chunk: Callable[[int, int, str], None] | None = None,
-    ) -> Iterator[np.ndarray]:
-        """Yield float32 audio chunks (multiples of 1920 samples = 80 ms) as soon as they are
-        decoded. Long text is split into chunks of at most ``max_tokens`` tokens at sentence
-        boundaries; each chunk restarts from the voice state (``copy_state=True``) or continues
-        the caller's state (``copy_state=False``, mutating it). Set ``stop`` to cancel.
+    ) -> Iterator[AudioArray]:
+        """Yield float32 audio chunks (:class:`AudioArray`, multiples of 1920 samples = 80 ms)
+        as soon as they are decoded. Long text is split into chunks of at most ``max_tokens``
+        tokens (:func:`~pocket_tts.text.prepare.chunk_text_for_generation`); each chunk
+        restarts from the voice state (``copy_state=True``) or continues the caller's state
+        (``copy_state=False``, mutating it). Set ``stop`` to cancel.
         Chunks are views into a buffer owned by the current text chunk: valid forever, and
         never overwritten. ``seed`` re-seeds the noise generator first; ``on_text_chunk(i, n,
         text)`` is called before text chunk ``i`` of ``n`` starts (progress reporting)."""
@@ -338,17 +392,14 @@ class TTSModel:
             raise TypeError("model_state must come from get_state_for_audio_prompt (or be None)")
         if model_state is not None:
             model_state.validate(self.flow_lm)
-        chunks = self._bounded_chunks(
-            chunk_text_for_generation(
-                self.tokenizer,
-                text_to_generate,
-                max_tokens,
-                frames_after_eos,
-                self.model_recommended_frames_after_eos,
-                self.text_options,
-            ),
+        chunks = chunk_text_for_generation(
+            self.tokenizer,
+            text_to_generate,
             max_tokens,
             frames_after_eos,
+            self.model_recommended_frames_after_eos,
+            self._text_options(),
+            split_oversized=True,
         )
         if seed is not None:
             self.seed(seed)
@@ -358,254 +409,31 @@ class TTSModel:
                 break
             if on_text_chunk is not None:
                 on_text_chunk(i, len(chunks), chunk.text)
-            yield from self._generate_chunk(
-                model_state, chunk.text, chunk.frames_after_eos, copy_state, stop
-            )
-
-    def _bounded_chunks(
-        self, chunks: list[TextChunk], max_tokens: int, frames_after_eos: int | None
-    ) -> list[TextChunk]:
-        """Split chunks that the reference's chunker leaves oversized (a run of text with no
-        sentence or comma boundary) at word boundaries into pieces of at most ``max_tokens``
-        tokens. Deliberate deviation: the reference generates such a chunk whole (warning that
-        words may be skipped), with KV caches and a generation budget growing with its length;
-        here per-chunk memory stays bounded whatever the text."""
-        out: list[TextChunk] = []
-        for chunk in chunks:
-            if len(self.tokenizer.encode(chunk.text)) <= max_tokens:
-                out.append(chunk)
-                continue
-            piece: list[str] = []
-            for word in chunk.text.split():
-                candidate = self._prepared(" ".join([*piece, word]), frames_after_eos).text
-                if piece and len(self.tokenizer.encode(candidate)) > max_tokens:
-                    out.append(self._prepared(" ".join(piece), frames_after_eos))
-                    piece = [word]
-                else:
-                    piece.append(word)
-            if piece:
-                out.append(self._prepared(" ".join(piece), frames_after_eos))
-        return out
-
-    def _prepared(self, text: str, frames_after_eos: int | None) -> TextChunk:
-        prepared, guess = prepare_chunk(text, **self.text_options.as_kwargs())
-        frames = effective_frames_after_eos(
-            frames_after_eos, guess, self.model_recommended_frames_after_eos
-        )
-        return TextChunk(prepared, frames)
+            yield from self._generate_chunk(model_state, chunk, copy_state, stop)
 
     def _generate_chunk(
         self,
         voice: VoiceState | None,
-        text: str,
-        frames_after_eos: int,
+        chunk: TextChunk,
         copy_state: bool,
         stop: threading.Event,
-    ) -> Iterator[np.ndarray]:
-        lm = self.flow_lm
-        tokens = np.asarray(self.tokenizer.encode(text), dtype=np.int64)
-        max_gen_len = self._estimate_max_gen_len(len(tokens))
-        prefix = 0 if voice is None else voice.offset
-        # Everything this chunk needs, allocated once: KV caches, latents, decoder state, audio.
-        capacity = prefix + len(tokens) + max_gen_len
-        # Scratch for the text prefill only (sized for 512 rows it would be ~20 MB).
-        max_prefill = max(len(tokens), 1)
-        if voice is not None:
-            state = voice.to_flow_state(lm, capacity, max_prefill)
-        else:
-            state = lm.new_state(capacity, max_prefill=max_prefill)
-        latents = np.empty((max_gen_len, lm.ldim), np.float32)
-        mimi_in = np.empty((max_gen_len, lm.ldim), np.float32)
-        audio = np.empty(max_gen_len * self.mimi.frame_size, np.float32)
-        decoder = self.mimi.new_decoder_state()
-        frames: queue.Queue[int | BaseException | None] = queue.Queue()
-        # Frames the flow LM has finished, for help_until. While the decoder thread waits for
-        # a latent it computes chunks of the LM's products (one core would otherwise idle;
-        # the LM step is bandwidth-bound and two cores stream faster than one).
-        progress = np.zeros(1, np.int32)
-        share = cores_available() >= 2
-        abandon = threading.Event()
-        # The first frame is decoded on both cores while the flow LM waits (time to first
-        # audio): with two cores the flow-LM thread computes chunks of the decoder's products
-        # until first_decoded is set, else it sleeps until then (it is set on every way out,
-        # see finally). Afterwards the two stages run side by side, one core each, the
-        # decoder's core joining the flow LM's products whenever it waits (see progress above).
-        first_decoded = _FirstFrame()
-
-        text_embeddings = lm.embed_tokens(state, tokens)
-        self._skip_noise(1)  # the reference's text prefill draws one noise vector too
-
-        def run_lm() -> None:
-            try:
-                self._autoregress(
-                    state,
-                    text_embeddings,
-                    latents,
-                    max_gen_len,
-                    frames_after_eos,
-                    stop,
-                    abandon,
-                    frames,
-                    first_decoded,
-                    progress if share else None,
-                )
-            except BaseException as exc:  # forwarded to the consumer
-                frames.put(exc)
-            finally:
-                frames.put(None)
-                _native.progress_store(progress, _LM_FINISHED)
-
-        worker = threading.Thread(target=run_lm, name="pocket-tts-flow-lm", daemon=True)
-        worker.start()
-        done = 0
-        received = 0
-        fade = self._fade_in
-        try:
-            finished = False
-            while not finished:
-                if share and frames.empty():
-                    _native.help_until(progress, received + 1)
-                item = frames.get()
-                n_new = 0
-                while True:
-                    if item is None:
-                        finished = True
-                        break
-                    if isinstance(item, BaseException):
-                        raise item
-                    n_new += 1
-                    received += 1
-                    cap = self.max_decoder_frames_per_call
-                    if cap > 0 and n_new >= cap:
-                        break
-                    try:
-                        item = frames.get_nowait()
-                    except queue.Empty:
-                        break
-                if n_new == 0:
-                    continue
-                a, b = done, done + n_new
-                np.multiply(latents[a:b], self._emb_std, out=mimi_in[a:b])
-                np.add(mimi_in[a:b], self._emb_mean, out=mimi_in[a:b])
-                out = audio[a * self.mimi.frame_size : b * self.mimi.frame_size]
-                threads = (_native.SHARED if share else 2) if a == 0 else 1
-                self.mimi.decode(decoder, mimi_in[a:b], out, threads=threads)
-                if a == 0:
-                    first_decoded.set()
-                    n = min(len(fade), len(out))
-                    out[:n] *= fade[:n]
-                done = b
-                yield out
-        finally:
-            abandon.set()
-            first_decoded.set()  # never leave the flow LM waiting
-            worker.join()
-        if not copy_state and voice is not None:
-            voice.kv = np.ascontiguousarray(state.kv[:, :, : state.offset])
-            voice.offset = state.offset
-            voice.noise_draws = 0
-
-    def _autoregress(
-        self,
-        state: FlowLMState,
-        text_embeddings: np.ndarray,
-        latents: np.ndarray,
-        max_gen_len: int,
-        frames_after_eos: int,
-        stop: threading.Event,
-        abandon: threading.Event,
-        frames: queue.Queue,
-        first_decoded: _FirstFrame,
-        progress: np.ndarray | None = None,
-    ) -> None:
-        """The flow-LM loop (worker thread): frame ``step``'s latent goes to ``latents[step]``,
-        then ``step`` to ``frames``. With ``progress`` the products are offered to the consumer
-        thread (``help_until``) and ``progress[0]`` counts the frames done. After frame 0 it
-        waits for the first frame's audio, helping with the decoder's products (two cores)
-        or sleeping."""
-        lm = self.flow_lm
-        x = np.full(lm.ldim, np.nan, np.float32)
-        noise = np.empty(lm.ldim, np.float32)
-        cond = np.empty(lm.cond_dim, np.float32)
-        eos_step = None
-        stats = self.last_chunk_stats = {
-            "max_gen_len": max_gen_len,
-            "eos_step": None,
-            "frames": 0,
-            "eos_logits": np.full(max_gen_len, np.nan, np.float32),
-        }
-        for step in range(max_gen_len):
-            if stop.is_set() or abandon.is_set():
-                return
-            self._draw_noise(noise)
-            # The text prefill rides along with the first frame (one pass over the weights,
-            # on both cores: the decoder has nothing to do yet).
-            first = step == 0
-            threads = _native.SHARED if progress is not None else (2 if first else 1)
-            eos = lm.step(
-                state,
-                x,
-                noise,
-                latents[step],
-                cond,
-                self.sampler_decode_steps,
-                prefix=text_embeddings if first else None,
-                threads=threads,
-            )
-            stats["eos_logits"][step] = eos
-            if (
-                eos > self.eos_threshold
-                and eos_step is None
-                and step >= self._MIN_FRAMES_BEFORE_EOS
-            ):
-                eos_step = stats["eos_step"] = step
-            if eos_step is not None and step >= eos_step + frames_after_eos:
-                return
-            stats["frames"] = step + 1
-            frames.put(step)
-            if progress is not None:
-                _native.progress_store(progress, step + 1)
-            if step == 0:
-                if progress is not None:
-                    _native.help_until(first_decoded.progress, 1)
-                while not first_decoded.event.wait(0.05):
-                    if stop.is_set() or abandon.is_set():
-                        return
-            x = latents[step]
-        logger.warning(
-            "Maximum generation length reached without EOS, this very often indicates an error."
+    ) -> Iterator[AudioArray]:
+        """One text chunk through the pipeline; with ``copy_state=False`` the voice then
+        continues after it."""
+        tokens = np.asarray(self.tokenizer.encode(chunk.text), dtype=np.int64)
+        state = self._stages.new_chunk(
+            voice,
+            tokens,
+            self._estimate_max_gen_len(len(tokens)),
+            chunk.frames_after_eos,
+            self._sampling(),
         )
-
-
-class _FirstFrame:
-    """'The first frame is decoded', for the flow-LM thread to wait on: either helping with
-    the decoder's products (``_native.help_until(progress, 1)``) or sleeping on ``event``."""
-
-    def __init__(self) -> None:
-        self.progress = np.zeros(1, np.int32)
-        self.event = threading.Event()
-
-    def set(self) -> None:
-        _native.progress_store(self.progress, 1)
-        self.event.set()
-
-
-#: progress value meaning "the flow LM has returned" (help_until stops waiting).
-_LM_FINISHED = 1 << 30
-
-
-def _torch_linspace_0_1(steps: int) -> np.ndarray:
-    """``torch.linspace(0, 1, steps)`` in float32, bit for bit (the fade-in ramp): torch fills
-    the first half as ``start + i*step`` and the second half as ``end - (steps-1-i)*step``."""
-    step = np.float32(1.0 / (steps - 1))
-    i = np.arange(steps)
-    half = steps // 2
-    out = np.where(
-        i < half,
-        np.float32(0) + step * i.astype(np.float32),
-        np.float32(1) - step * (steps - 1 - i).astype(np.float32),
-    )
-    return out.astype(np.float32)
+        self._last_chunk_stats = state.stats
+        pipeline = ChunkPipeline(self._stages, state, stop, self.max_decoder_frames_per_call)
+        for audio in pipeline.audio():
+            yield audio.view(AudioArray)
+        if not copy_state and voice is not None:
+            voice.continue_from(state.flow)
 
 
 class _Consuming(dict):

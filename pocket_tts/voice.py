@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .safetensors import SafetensorsError, read_safetensors, write_safetensors
+from .checkpoint.safetensors import SafetensorsError, read_safetensors, write_safetensors
 
 if TYPE_CHECKING:
     from .flow_lm import FlowLM, FlowLMState
@@ -94,6 +94,14 @@ class VoiceState:
             raise ValueError(f"capacity {capacity} < voice prefix {self.offset}")
         return flow_lm.new_state(capacity, max_prefill, prefix=self.kv[:, :, : self.offset])
 
+    def continue_from(self, state: FlowLMState) -> None:
+        """Become the prefix a finished generation left in ``state`` (``copy_state=False``: the
+        next generation continues after it). The used KV positions are copied out of ``state``;
+        no noise is owed for them (``noise_draws = 0``)."""
+        self.kv = np.ascontiguousarray(state.kv[:, :, : state.offset])
+        self.offset = int(state.offset)
+        self.noise_draws = 0
+
 
 def voice_state_from_audio(
     flow_lm: FlowLM,
@@ -104,13 +112,13 @@ def voice_state_from_audio(
     """Voice state of an audio prompt, as the reference's ``get_state_for_audio_prompt``.
 
     ``audio`` is a file path (any rate; resampled to 24 kHz) or a float array ``[T]`` already
-    at 24 kHz; it goes through :func:`pocket_tts.audio.load_prompt_audio` (``end_on_pause``
+    at 24 kHz; it goes through :func:`pocket_tts.audio.prompt.load_prompt_audio` (``end_on_pause``
     included; ``truncate`` keeps the first 30 s of a file). Then: Mimi encoder -> raw latents
     ``[N, inner]`` -> speaker projection (+ BOS row) -> prefill of a flow-LM state of exactly
     ``N + 1`` positions. The returned state has ``noise_draws == 1``: the reference consumes one
     noise vector here, which the caller must skip to stay in step with it.
     """
-    from .audio import load_prompt_audio
+    from .audio.prompt import load_prompt_audio
 
     samples = load_prompt_audio(audio, truncate)
     latents = mimi.encode(samples)

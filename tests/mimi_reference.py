@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 from conftest import run_reference
 
+from pocket_tts.checkpoint.loader import load_weights
 from pocket_tts.config import load_config
 from pocket_tts.flow_lm import FlowLM
 from pocket_tts.mimi import Mimi
-from pocket_tts.weights import load_weights
 
 #: Latent frames the reference decodes frame by frame (>= 25).
 FRAMES = 30

@@ -19,21 +19,16 @@ import pytest
 import soundfile as sf
 from conftest import JFK_WAV, REF_WAV, REPO, run_reference
 
-from pocket_tts.audio import (
+from pocket_tts.audio.prompt import end_on_pause, load_prompt_audio
+from pocket_tts.audio.read import (
     MAX_SAMPLE_RATE,
     AudioError,
     AudioFileNotFoundError,
-    StreamingWAVWriter,
-    end_on_pause,
-    float_to_pcm16,
-    load_prompt_audio,
     read_audio,
-    resample,
-    stream_audio_chunks,
-    torch_linspace,
     validate_sample_rate,
-    write_wav,
 )
+from pocket_tts.audio.resample import resample, torch_linspace
+from pocket_tts.audio.wav import StreamingWAVWriter, float_to_pcm16, stream_audio_chunks, write_wav
 
 # ----------------------------------------------------------------------------------------------
 # Test files and the reference's outputs on them (one reference run per session)
@@ -458,6 +453,64 @@ def test_wav_writer_unseekable_matches_reference_payload(golden):
     assert _riff_sizes(theirs) == (36 + 2_000_000_000, 2_000_000_000)
 
 
+def _spec_header(sample_rate: int, riff_size: int, data_size: int) -> bytes:
+    """The canonical 44-byte PCM WAV header, field by field from the RIFF/WAVE spec."""
+    return b"".join(
+        [
+            b"RIFF",
+            struct.pack("<I", riff_size),  # bytes after this field: 36 + data size
+            b"WAVE",
+            b"fmt ",
+            struct.pack("<I", 16),  # fmt chunk size for PCM
+            struct.pack("<H", 1),  # WAVE_FORMAT_PCM
+            struct.pack("<H", 1),  # channels
+            struct.pack("<I", sample_rate),
+            struct.pack("<I", sample_rate * 2),  # byte rate: rate * channels * 2 bytes
+            struct.pack("<H", 2),  # block align: channels * 2 bytes
+            struct.pack("<H", 16),  # bits per sample
+            b"data",
+            struct.pack("<I", data_size),
+        ]
+    )
+
+
+@pytest.mark.parametrize("sample_rate", [24000, 16000, 44100])
+def test_wav_header_seekable_matches_spec_and_reads_back(sample_rate):
+    audio = np.sin(np.arange(1000) / 7.0).astype(np.float32) * 0.8
+    buf = io.BytesIO()
+    with StreamingWAVWriter(buf, sample_rate, trailing_silence=0.01) as w:
+        w.write(audio[:300])
+        w.write(audio[300:])
+    data = buf.getvalue()
+    frames = 1000 + int(sample_rate * 0.01)
+    assert data[:44] == _spec_header(sample_rate, 36 + 2 * frames, 2 * frames)
+    assert len(data) == 44 + 2 * frames
+    with wave.open(io.BytesIO(data)) as r:  # the stdlib reader
+        assert r.getparams()[:4] == (1, 2, sample_rate, frames)
+        pcm = np.frombuffer(r.readframes(-1), "<i2")
+    np.testing.assert_array_equal(pcm[:1000], float_to_pcm16(audio))
+    info = sf.info(io.BytesIO(data))  # libsndfile
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (
+        sample_rate,
+        1,
+        frames,
+        "PCM_16",
+    )
+
+
+def test_wav_header_unseekable_is_unknown_length_and_decodes():
+    sink = _Unseekable()
+    audio = np.linspace(-1, 1, 2400, dtype=np.float32)
+    with StreamingWAVWriter(sink, 24000) as w:
+        w.write(audio)
+    data = bytes(sink.buf)
+    assert data[:44] == _spec_header(24000, 0xFFFFFFFF, 0xFFFFFFFF)
+    assert len(data) == 44 + 2 * (2400 + 4800)
+    decoded, sr = sf.read(io.BytesIO(data), dtype="int16")  # read until the end of the stream
+    assert sr == 24000 and len(decoded) == 2400 + 4800
+    np.testing.assert_array_equal(decoded[:2400], float_to_pcm16(audio))
+
+
 # ----------------------------------------------------------------------------------------------
 # Writer behaviour
 # ----------------------------------------------------------------------------------------------
@@ -596,7 +649,7 @@ def test_writer_streams_to_pipe_before_finalize():
 def test_stream_audio_chunks_to_stdout_decodes():
     code = (
         "import numpy as np\n"
-        "from pocket_tts.audio import stream_audio_chunks\n"
+        "from pocket_tts.audio.wav import stream_audio_chunks\n"
         "chunks = (np.full(2400, 0.1 * (i + 1), np.float32) for i in range(10))\n"
         "stream_audio_chunks('-', chunks, 24000)\n"
     )

@@ -14,9 +14,9 @@ import pytest
 from conftest import run_reference
 
 from pocket_tts import _native
+from pocket_tts.checkpoint.loader import load_weights
 from pocket_tts.config import load_config
 from pocket_tts.flow_lm import FlowLM
-from pocket_tts.weights import load_weights
 
 CONFIGS = ["english_2026-10", "english_2m_2026-10"]
 FRAMES = 50

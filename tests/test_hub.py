@@ -27,16 +27,16 @@ from pathlib import Path
 import pytest
 from conftest import JFK_WAV, REPO
 
-huggingface_hub = pytest.importorskip("huggingface_hub")
-
-from pocket_tts import hub  # noqa: E402
-from pocket_tts.config import load_config  # noqa: E402
-from pocket_tts.hub import (  # noqa: E402
+from pocket_tts import hub
+from pocket_tts.config import load_config
+from pocket_tts.hub import (
     PREDEFINED_VOICES,
     GatedRepoError,
     HubError,
     HubNotFoundError,
     HubOfflineError,
+    is_remote_path,
+    location_path,
     parse_hf_path,
     predefined_voice_path,
     resolve_path,
@@ -344,15 +344,22 @@ def test_hf_endpoint_set_before_import_in_fresh_process(fake_hub, tmp_path):
     assert list((tmp_path / "home" / "hub").glob("models--org--voices/snapshots/*/a.wav"))
 
 
-def test_without_huggingface_hub(env, monkeypatch):
-    cached = resolve_path(f"hf://org/voices/a.wav@{COMMIT_A}")
-    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import now fails
-    # A commit-pinned file already in the Hub cache is found without the library.
-    cache = Path(huggingface_hub.constants.HF_HUB_CACHE)
-    found = resolve_path(f"hf://org/voices/a.wav@{COMMIT_A}", cache=cache)
-    assert found.read_bytes() == cached.read_bytes()
-    with pytest.raises(HubError, match="pip install huggingface_hub"):
-        resolve_path(f"hf://org/voices/a.wav@{COMMIT_B}", cache=cache)
+def test_hub_error_classes_are_translated(env):
+    # The library's own classes, caught by type: each becomes one of ours, naming the file.
+    from huggingface_hub import errors
+
+    cases = {
+        "hf://org/unknown/file.bin": (errors.RepositoryNotFoundError, HubNotFoundError),
+        "hf://org/voices/a.wav@nope": (errors.RevisionNotFoundError, HubNotFoundError),
+        f"hf://org/voices/missing.wav@{COMMIT_A}": (errors.EntryNotFoundError, HubNotFoundError),
+        ENGLISH.weights_path: (errors.GatedRepoError, GatedRepoError),
+    }
+    for location, (theirs, ours) in cases.items():
+        with pytest.raises(ours) as ei:
+            resolve_path(location)
+        assert type(ei.value) is ours
+        assert isinstance(ei.value.__cause__, theirs)
+        assert ei.value.location == location and location in str(ei.value)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -485,7 +492,8 @@ def test_url_errors(env):
 def test_load_prompt_audio_from_hub_and_url(env, fake_hub):
     import numpy as np
 
-    from pocket_tts.audio import AudioError, load_prompt_audio
+    from pocket_tts.audio.prompt import load_prompt_audio
+    from pocket_tts.audio.read import AudioError
 
     state, url = fake_hub
     wav = JFK_WAV.read_bytes()
@@ -515,6 +523,20 @@ def test_local_paths(tmp_path, monkeypatch):
     assert resolve_path("rel/nope.bin") == Path("rel/nope.bin")
     with pytest.raises(TypeError):
         resolve_path(3)  # type: ignore[arg-type]
+
+
+def test_is_remote_path_and_location_path():
+    for remote in ("hf://o/r/f.wav", "http://h/f.wav", "https://h/f.wav"):
+        assert is_remote_path(remote)
+    for local in ("f.wav", "/abs/f.wav", "hf:/o/r", "ftp://h/f", Path("hf://o/r/f"), 3, None):
+        assert not is_remote_path(local)
+    assert location_path("hf://o/r/dir/c.yaml@abc") == "hf://o/r/dir/c.yaml"
+    assert location_path("hf://o/r/c.yaml@refs/pr/1") == "hf://o/r/c.yaml"
+    assert location_path("hf://o/r/v.safetensors") == "hf://o/r/v.safetensors"
+    assert location_path("https://h/dir/v.safetensors?download=1#x") == "/dir/v.safetensors"
+    # Local paths are never cut, whatever they hold.
+    assert location_path("dir@v2/tok.json") == "dir@v2/tok.json"
+    assert location_path(Path("/a/b@c.yaml")) == "/a/b@c.yaml"
 
 
 def test_parse_hf_path():

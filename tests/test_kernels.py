@@ -168,8 +168,8 @@ def test_attention_overflow_is_an_error() -> None:
 def stored_weights(w: np.ndarray, dtype: str):
     """(stored matrix in ``dtype``, its exact float64 value, int8 scales zero-padded to whole
     panels or None)."""
-    from pocket_tts.safetensors import float32_to_bfloat16_bits
-    from pocket_tts.weights import quantize_rows_int8
+    from pocket_tts.checkpoint.loader import quantize_rows_int8
+    from pocket_tts.checkpoint.safetensors import float32_to_bfloat16_bits
 
     if dtype == "float32":
         return w, w.astype(np.float64), None
@@ -191,7 +191,7 @@ def stored_weights(w: np.ndarray, dtype: str):
 def test_gemm_packed_weights(dtype: str, T: int, generic: bool) -> None:
     """y = x W^T with W packed in panels of any storage dtype, against float64 on the *stored*
     (rounded) weights: only the fp32 accumulation error remains."""
-    from pocket_tts.weights import pack_panels
+    from pocket_tts.checkpoint.loader import pack_panels
 
     out_f, in_f = 70, 137  # not multiples of 16: padded panel, odd k
     w, x = f32(out_f, in_f), f32(T, in_f)
@@ -218,7 +218,7 @@ def test_gemm_packed_weights(dtype: str, T: int, generic: bool) -> None:
 def test_gemm_k_blocks_and_row_blocks_keep_rows_independent(dtype: str) -> None:
     """k longer than one k-block of every dtype and more rows than a row block: each row is
     bit-identical whatever call, tile or row block it lands in."""
-    from pocket_tts.weights import pack_panels
+    from pocket_tts.checkpoint.loader import pack_panels
 
     out_f, in_f, T = 40, 1100, 150
     w, x = f32(out_f, in_f), f32(T, in_f)
@@ -248,7 +248,7 @@ def test_gemm_one_output_column(in_f: int) -> None:
 
 
 def test_pack_nt_matches_numpy_panels() -> None:
-    from pocket_tts.weights import pack_panels
+    from pocket_tts.checkpoint.loader import pack_panels
 
     w = f32(37, 11)
     assert np.array_equal(K.pack_nt(w), pack_panels(w).reshape(-1))
@@ -256,7 +256,7 @@ def test_pack_nt_matches_numpy_panels() -> None:
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_gemm_two_threads_is_bit_identical(dtype: str) -> None:
-    from pocket_tts.weights import pack_panels
+    from pocket_tts.checkpoint.loader import pack_panels
 
     w, x = f32(1000, 512), f32(20, 512)
     stored = w if dtype == "float32" else w.astype(np.float16).view(np.uint16)
@@ -310,7 +310,7 @@ def test_half_conversions_match_numpy() -> None:
     """The packer's fp16 rounding is numpy's astype(float16) bit for bit (RNE, subnormals,
     overflow to inf, NaN payloads); bf16 is the reference conversion."""
     from pocket_tts import _native
-    from pocket_tts.safetensors import float32_to_bfloat16_bits
+    from pocket_tts.checkpoint.safetensors import float32_to_bfloat16_bits
 
     x = _edge_values()
     with np.errstate(over="ignore"):
@@ -328,7 +328,7 @@ def test_half_conversions_match_numpy() -> None:
 def test_pack_weights_matches_numpy_twin(dtype: str, shape: tuple[int, int]) -> None:
     """C packing at load == numpy conversion + pack_panels, bit for bit."""
     from pocket_tts import _native
-    from pocket_tts.weights import pack_panels
+    from pocket_tts.checkpoint.loader import pack_panels
 
     w = f32(*shape)
     w[0, 0] = 0.0

@@ -4,6 +4,7 @@ packaged config and for synthetic variants no shipped config uses."""
 from __future__ import annotations
 
 import copy
+import math
 import re
 import subprocess
 import sys
@@ -13,8 +14,14 @@ import pytest
 import yaml
 from conftest import SHARED_DATA
 
+from pocket_tts.checkpoint.layout import (
+    Consumer,
+    expected_tensors,
+    parameter_count,
+    tensor_table,
+)
+from pocket_tts.checkpoint.storage import StorageClass
 from pocket_tts.config import load_config
-from pocket_tts.layout import expected_tensors, parameter_count
 from pocket_tts.testing import CONFIG_DIR
 
 KEYS_TOOL = SHARED_DATA.parent / "tools" / "keys.py"
@@ -161,3 +168,87 @@ def test_bad_configs_raise(tmp_path):
 
     with pytest.raises(ValueError, match="num_kv_heads"):
         expected_tensors(load_config(_variant(tmp_path, "english_2026-10", bad_heads)))
+
+
+# ------------------------------------------------------------------------------ the tensor table
+
+_LM_MATRIX_SUFFIXES = (
+    ".self_attn.in_proj.weight",
+    ".self_attn.out_proj.weight",
+    ".linear1.weight",
+    ".linear2.weight",
+)
+
+
+def _expected_storage(key: str, shape: tuple[int, ...]) -> StorageClass:
+    """The storage class of a key, from its name and shape alone (the policy as documented)."""
+    if key.startswith("flow_lm.transformer.layers.") and key.endswith(_LM_MATRIX_SUFFIXES):
+        return StorageClass.LM_MATRIX
+    if key.startswith("flow_lm.flow_net.") and key.endswith(".weight") and ".in_ln." not in key:
+        return StorageClass.HEAD_MATRIX
+    if (
+        key.startswith(("mimi.encoder_transformer.", "mimi.decoder_transformer."))
+        and ".transformer.layers." in key
+        and key.endswith(_LM_MATRIX_SUFFIXES)
+    ):
+        return StorageClass.CODEC_MATRIX
+    if key == "flow_lm.conditioner.embed.weight":
+        return StorageClass.EMBEDDING_TABLE
+    seanet = key.startswith(("mimi.encoder.model.", "mimi.decoder.model.", "mimi.downsample."))
+    if seanet and key.endswith(".weight"):
+        c_out = shape[1] if ".convtr." in key else shape[0]
+        if math.prod(shape) >= 1 << 18 and c_out > 1:
+            return StorageClass.CODEC_CONV
+    return StorageClass.FLOAT32
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_table_entries(path):
+    """Every key of the config appears exactly once, with its shape, the storage class the
+    policy gives it, and a consumer of its own (stage by key prefix, one index per array on
+    the field's path)."""
+    cfg = load_config(path)
+    table = tensor_table(cfg)
+    keys = [e.key for e in table]
+    assert len(keys) == len(set(keys))
+    assert {e.key: e.shape for e in table} == keys_tool(path)  # order: see test_weights
+    consumers = [e.consumer for e in table]
+    assert len(consumers) == len(set(consumers))
+    for e in table:
+        assert e.consumer.stage == e.key.split(".", 1)[0], e.key
+        assert e.consumer.field and e.consumer.field.count("[]") == len(e.consumer.indexes), e
+        assert all(isinstance(i, int) and i >= 0 for i in e.consumer.indexes), e
+        assert e.storage is _expected_storage(e.key, e.shape), e.key
+
+
+def test_consumer_names_the_kernel_field():
+    table = {e.key: e for e in tensor_table(load_config("english_2026-10"))}
+    c = table["flow_lm.transformer.layers.3.self_attn.in_proj.weight"].consumer
+    assert c == Consumer("flow_lm", "layers[].in_proj", (3,))
+    assert str(c) == "flow_lm: layers[3].in_proj"
+    c = table["mimi.decoder.model.6.block.3.conv.bias"].consumer
+    assert str(c) == "mimi: dec.seanet.res[1][0].conv2.b"
+    c = table["flow_lm.flow_net.res_blocks.2.adaLN_modulation.1.weight"].consumer
+    assert str(c) == "flow_lm: head.blocks[2].ada_w"
+    assert str(table["mimi.downsample.conv.conv.weight"].consumer) == "mimi: enc.down.w"
+    assert str(table["mimi.encoder.model.9.conv.weight"].consumer) == "mimi: enc.seanet.down[2].w"
+
+
+def test_storage_class_dtypes():
+    """The storage of each class for each model dtype: per-frame flow-LM matrices in the model
+    dtype (an int8 model keeps an fp16 head), the codec's large weights and the table float16
+    in every compact model, and float32 tensors float32."""
+    dtypes = ["float32", "float16", "bfloat16", "int8"]
+    table = {
+        StorageClass.FLOAT32: ["float32"] * 4,
+        StorageClass.LM_MATRIX: dtypes,
+        StorageClass.HEAD_MATRIX: ["float32", "float16", "bfloat16", "float16"],
+        StorageClass.CODEC_MATRIX: ["float32"] + ["float16"] * 3,
+        StorageClass.EMBEDDING_TABLE: ["float32"] + ["float16"] * 3,
+        StorageClass.CODEC_CONV: ["float32"] + ["float16"] * 3,
+    }
+    assert set(table) == set(StorageClass)
+    for storage, want in table.items():
+        assert [storage.dtype(d) for d in dtypes] == want, storage
+    with pytest.raises(ValueError, match="unknown weight dtype 'float64'"):
+        StorageClass.LM_MATRIX.dtype("float64")

@@ -62,24 +62,34 @@ def test_decoder_parity(ckpt, mimi) -> None:
     assert state.offsets == [FRAMES * mimi.steps_per_frame] * len(state.offsets)
 
 
+def _seanet_convs(seanet: dict) -> list[dict]:
+    convs = [seanet["first"], seanet["last"]]
+    for stage in seanet["stages"]:
+        convs += [stage[k] for k in ("up", "down") if k in stage]
+        convs += [c for pair in stage["res"] for c in pair]
+    return convs
+
+
 def test_large_convs_follow_codec_storage(ckpt) -> None:
-    """In compact models the SEANet convs with >= COMPACT_CONV_MIN_WEIGHTS weights (the
-    low-rate ones, most of the convs' bytes) are stored as float16; the small high-rate ones
-    and the one-channel output conv stay float32; float32 models store every conv as float32."""
+    """In compact models the SEANet convs with >= 2^18 weights (the low-rate ones, most of the
+    convs' bytes) are stored as float16; the small high-rate ones and the one-channel output
+    conv stay float32; float32 models store every conv as float32."""
+    from pocket_tts.checkpoint.layout import StageTensors
+    from pocket_tts.checkpoint.loader import load_weights
     from pocket_tts.config import load_config
-    from pocket_tts.mimi import COMPACT_CONV_MIN_WEIGHTS, _seanet_convs, _specs
-    from pocket_tts.weights import load_weights
+    from pocket_tts.mimi import _specs
 
     yaml_path, weights_path = ckpt
     config = load_config(yaml_path)
-    for storage in ("float32", "float16"):
-        dec, enc = _specs(config, load_weights(config, weights_path), storage)
+    for dtype, storage in (("float32", "float32"), ("float16", "float16"), ("int8", "float16")):
+        tensors = StageTensors(config, "mimi", load_weights(config, weights_path, dtype), dtype)
+        dec, enc = _specs(config, tensors)
         convs = _seanet_convs(dec["seanet"]) + _seanet_convs(enc["seanet"]) + [enc["down"]]
-        big = [c for c in convs if c["w"].size >= COMPACT_CONV_MIN_WEIGHTS and c["c_out"] > 1]
+        big = [c for c in convs if c["w"].size >= 1 << 18 and c["c_out"] > 1]
         assert big and len(big) < len(convs)
         for c in convs:
             want = storage if any(c is b for b in big) else "float32"
-            assert c.get("storage", "float32") == want
+            assert c["storage"] == want
         if storage == "float16":
             share = sum(c["w"].size for c in big) / sum(c["w"].size for c in convs)
             assert share > 0.8, share
@@ -87,27 +97,29 @@ def test_large_convs_follow_codec_storage(ckpt) -> None:
 
 def test_float16_codec_storage(ckpt) -> None:
     """Compact models keep the Mimi transformers' matrices and the large SEANet convs in
-    float16 (weights.side_storage): transformer matrices packed at load time or packed from
+    float16 (their storage class): transformer matrices packed at load time or packed from
     float32 by Mimi itself, the same bits; decoded audio and encoder latents stay close to the
     reference's float32 ones (budget: 1e-3 of the signal's peak; fp16 rounds each weight by at
     most 2^-11 relative)."""
+    from pocket_tts.checkpoint.layout import tensor_table
+    from pocket_tts.checkpoint.loader import load_weights, unpack_panels
     from pocket_tts.config import load_config
     from pocket_tts.mimi import Mimi
-    from pocket_tts.weights import is_packed_key, load_weights, unpack_panels
 
     yaml_path, weights_path = ckpt
     config = load_config(yaml_path)
     loaded = Mimi(config, load_weights(config, weights_path, dtype="float16"), "float16")
+    packed = {e.key for e in tensor_table(config) if e.storage.packed}
 
     def unpacked() -> dict:  # float32 [out, in] matrices, as a caller's own dict holds them
         w = load_weights(config, weights_path)
-        return {
-            k: unpack_panels(v, v.shape[0] * 16) if is_packed_key(k) else v for k, v in w.items()
-        }
+        return {k: unpack_panels(v, v.shape[0] * 16) if k in packed else v for k, v in w.items()}
 
-    packed_here = Mimi(config, unpacked(), storage="float16")
-    with pytest.raises(ValueError, match="float32 or float16"):
-        Mimi(config, unpacked(), storage="int8")
+    packed_here = Mimi(config, unpacked(), dtype="float16")
+    with pytest.raises(ValueError, match="unknown weight dtype 'float64'"):
+        Mimi(config, unpacked(), dtype="float64")
+    with pytest.raises(ValueError, match="float16 panels"):  # float32 panels for fp16 storage
+        Mimi(config, load_weights(config, weights_path), dtype="float16")
     g, _ = golden(yaml_path, REF_WAV)
     outs = []
     for m in (loaded, packed_here):
@@ -282,13 +294,13 @@ def test_ring_buffer_decoder_constant_memory(random_checkpoint) -> None:
 def test_other_architectures(name: str) -> None:
     """english_2026-01 (512-wide latents from the encoder) and the 18m/7m decoders (d 128,
     12 layers, context 50) build and run; streaming invariants hold."""
+    from pocket_tts.checkpoint.layout import tensor_table
     from pocket_tts.config import load_config
-    from pocket_tts.layout import mimi_tensors
     from pocket_tts.mimi import Mimi
     from pocket_tts.testing import config_path, random_weights
 
     config = load_config(config_path(name))
-    keys = mimi_tensors(config)
+    keys = {e.key for e in tensor_table(config) if e.consumer.stage == "mimi"}
     weights = {k: v for k, v in random_weights(config, 0).items() if k in keys}
     mimi = Mimi(config, weights)
     assert mimi.inner_dim == (config.mimi.inner_dim or config.mimi.seanet.dimension)

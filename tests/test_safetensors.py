@@ -4,6 +4,7 @@ byte layout, and a clean SafetensorsError for every kind of malformed file."""
 from __future__ import annotations
 
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import run_reference
 
-from pocket_tts.safetensors import (
+from pocket_tts.checkpoint.safetensors import (
     RawTensor,
     SafetensorsError,
     SafetensorsFile,
@@ -482,3 +483,83 @@ def test_official_files_read_and_rewritten_byte_identically(tmp_path):
     }
     write_safetensors(tmp_path / "again.safetensors", again, metadata=header.metadata)
     assert (tmp_path / "again.safetensors").read_bytes() == path.read_bytes()
+
+
+# --------------------------------------------------------------------------- reads into buffers
+
+
+def _two_tensor_file(tmp_path):
+    rng = np.random.default_rng(9)
+    tensors = {
+        "a": rng.standard_normal((37, 11)).astype(np.float32),
+        "b": rng.integers(0, 65535, (1000,), dtype=np.uint16),
+        "c": np.arange(5, dtype=np.int8),
+        "empty": np.zeros((0, 3), np.float32),
+    }
+    path = tmp_path / "t.safetensors"
+    write_safetensors(path, tensors)
+    return path, tensors
+
+
+@pytest.mark.parametrize("piece", [1, 64, 1000, 4 << 20])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_read_tensors_into(tmp_path, monkeypatch, piece, threads):
+    """Several tensors read into caller buffers in pieces on several threads come out exactly
+    (pieces smaller than a tensor, than an element, larger than the file)."""
+    import pocket_tts.checkpoint.safetensors as st
+
+    monkeypatch.setattr(st, "READ_PIECE_BYTES", piece)
+    path, tensors = _two_tensor_file(tmp_path)
+    out = {k: np.full(v.shape, 7, v.dtype) for k, v in tensors.items()}
+    with SafetensorsFile(path) as f:
+        f.read_tensors_into(out, threads=threads)
+        single = np.zeros_like(tensors["a"])
+        f.read_into("a", single)
+    for k, v in tensors.items():
+        assert np.array_equal(out[k], v), k
+    assert np.array_equal(single, tensors["a"])
+
+
+def test_read_tensors_into_rejects_bad_buffers(tmp_path):
+    path, tensors = _two_tensor_file(tmp_path)
+    with SafetensorsFile(path) as f:
+        with pytest.raises(ValueError, match="bytes"):
+            f.read_tensors_into({"a": np.zeros((37, 10), np.float32)})
+        with pytest.raises(ValueError, match="C-contiguous"):
+            f.read_tensors_into({"a": np.zeros((11, 37), np.float32).T})
+        frozen = np.zeros((37, 11), np.float32)
+        frozen.flags.writeable = False
+        with pytest.raises(ValueError, match="read-only"):
+            f.read_tensors_into({"a": frozen})
+        with pytest.raises(KeyError):
+            f.read_tensors_into({"nope": np.zeros(1, np.float32)})
+    with pytest.raises(ValueError, match="closed"):
+        f.read_into("a", np.zeros((37, 11), np.float32))
+
+
+def test_read_into_a_file_that_shrank(tmp_path, monkeypatch):
+    """A file truncated after its header was validated reports the short read instead of
+    returning half-filled buffers, on one thread or several."""
+    import pocket_tts.checkpoint.safetensors as st
+
+    monkeypatch.setattr(st, "READ_PIECE_BYTES", 64)
+    path, tensors = _two_tensor_file(tmp_path)
+    with SafetensorsFile(path) as f:
+        os.truncate(path, f.header.data_start + 100)
+        for threads in (1, 2):
+            out = {k: np.zeros(v.shape, v.dtype) for k, v in tensors.items()}
+            with pytest.raises(SafetensorsError, match="shrank"):
+                f.read_tensors_into(out, threads=threads)
+
+
+def test_reads_come_from_the_validated_file(tmp_path):
+    """A file replaced at the same path (an atomic rename, as the cache writer does) after
+    opening does not change what an open reader reads: it keeps the file it validated."""
+    path, tensors = _two_tensor_file(tmp_path)
+    other = tmp_path / "other.safetensors"
+    write_safetensors(other, {k: np.zeros_like(v) + 1 for k, v in tensors.items()})
+    with SafetensorsFile(path) as f:
+        os.replace(other, path)
+        out = np.zeros((37, 11), np.float32)
+        f.read_into("a", out)
+    assert np.array_equal(out, tensors["a"])

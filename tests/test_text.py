@@ -9,7 +9,7 @@ import pytest
 from conftest import TOKENIZER_MODEL, run_reference
 
 from pocket_tts.config import load_config
-from pocket_tts.text import (
+from pocket_tts.text.prepare import (
     TextChunk,
     TextOptions,
     chunk_text_for_generation,
@@ -21,7 +21,7 @@ from pocket_tts.text import (
     segments_from_boundaries,
     split_into_best_sentences,
 )
-from pocket_tts.tokenizer import SentencePieceTokenizer
+from pocket_tts.text.tokenizer import SentencePieceTokenizer
 
 LONG_COMMA_SENTENCE = (
     "When the morning train finally arrived at the crowded station, the tired passengers, who "
@@ -183,7 +183,7 @@ def test_split_into_best_sentences_parity(idx, text_golden, tok, caplog):
         for max_tokens in MAX_TOKENS:
             ref = item["split"][name][str(max_tokens)]
             caplog.clear()
-            with caplog.at_level(logging.WARNING, logger="pocket_tts.text"):
+            with caplog.at_level(logging.WARNING, logger="pocket_tts.text.prepare"):
                 chunks = _ours_or_error(
                     split_into_best_sentences, tok, item["text"], max_tokens, **kwargs
                 )
@@ -192,7 +192,9 @@ def test_split_into_best_sentences_parity(idx, text_golden, tok, caplog):
                 assert chunks == ref, where
                 continue
             assert chunks == ref["chunks"], where
-            warnings = [r.getMessage() for r in caplog.records if r.name == "pocket_tts.text"]
+            warnings = [
+                r.getMessage() for r in caplog.records if r.name == "pocket_tts.text.prepare"
+            ]
             assert warnings == ref["warnings"], where
             prepared = [list(_ours_or_error(prepare_chunk, c, **kwargs)) for c in chunks]
             assert prepared == ref["prepared"], where
@@ -341,10 +343,72 @@ def test_text_options_from_config():
 
 
 def test_oversized_chunk_warns(tok, caplog):
-    with caplog.at_level(logging.WARNING, logger="pocket_tts.text"):
+    with caplog.at_level(logging.WARNING, logger="pocket_tts.text.prepare"):
         chunks = split_into_best_sentences(tok, NO_PUNCTUATION, 50, False, False)
     assert len(chunks) == 1
     assert any("generation may skip words" in r.getMessage() for r in caplog.records)
+
+
+def _words(text: str) -> list[str]:
+    """Words compared across chunkings: each piece is prepared on its own (capitalised, given
+    a period), so case and a trailing period do not count."""
+    return [w.lower().rstrip(".") for w in text.split()]
+
+
+@pytest.mark.parametrize("idx", range(len(TEXTS)))
+def test_split_oversized_keeps_every_reference_chunk_that_fits(idx, text_golden, tok):
+    """split_oversized=True gives the reference's chunks, except that a chunk over max_tokens is
+    replaced by pieces of at most max_tokens tokens (one word longer than that stays whole)
+    holding its words in order."""
+    item = text_golden["items"][idx]
+    ref = item["split"]["english"]["50"]
+    options = TextOptions(**OPTIONS["english"])
+    if "error" in ref:
+        with pytest.raises(ValueError, match="Text prompt cannot be empty"):
+            chunk_text_for_generation(tok, item["text"], 50, options=options, split_oversized=True)
+        return
+    got = [
+        [c.text, c.frames_after_eos]
+        for c in chunk_text_for_generation(
+            tok, item["text"], 50, options=options, split_oversized=True
+        )
+    ]
+    i = 0
+    for text, frames in ref["prepared"]:
+        if len(tok.encode(text)) <= 50:
+            assert got[i] == [text, frames]
+            i += 1
+            continue
+        words: list[str] = []
+        while len(words) < len(_words(text)):
+            piece = got[i][0]
+            assert len(tok.encode(piece)) <= 50 or len(piece.split()) == 1, piece
+            words += _words(piece)
+            i += 1
+        assert words == _words(text)
+    assert i == len(got)
+
+
+def test_split_oversized_cuts_unpunctuated_text(tok):
+    options = TextOptions(**OPTIONS["english"])
+    assert len(chunk_text_for_generation(tok, NO_PUNCTUATION, 50, options=options)) == 1
+    pieces = chunk_text_for_generation(
+        tok, NO_PUNCTUATION, 50, options=options, split_oversized=True
+    )
+    assert len(pieces) >= 2
+    for piece in pieces:
+        assert len(tok.encode(piece.text)) <= 50
+        # Each piece is prepared on its own: capitalised, with a period, its own EOS guess.
+        assert piece.text[0].isupper() and piece.text.endswith(".")
+        assert piece.frames_after_eos == 3
+    assert _words(" ".join(p.text for p in pieces)) == _words(NO_PUNCTUATION)
+    forced = chunk_text_for_generation(tok, NO_PUNCTUATION, 50, 7, 9, options, split_oversized=True)
+    assert [p.text for p in forced] == [p.text for p in pieces]
+    assert {p.frames_after_eos for p in forced} == {7}
+    recommended = chunk_text_for_generation(
+        tok, NO_PUNCTUATION, 50, None, 9, options, split_oversized=True
+    )
+    assert {p.frames_after_eos for p in recommended} == {9}
 
 
 # ------------------------------------------------------------------------------------------

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 from conftest import TOKENIZER_MODEL, run_reference
 
-from pocket_tts.tokenizer import (
+from pocket_tts.text.tokenizer import (
     JsonTokenizer,
     SentencePieceTokenizer,
     TokenizerError,
     build_tokenizer,
-    encoder_from_serialized,
     tokenizer_kind_for,
 )
 
@@ -280,16 +279,6 @@ def test_encode_non_str(sp_tokenizer, json_tokenizer, bad):
         sp_tokenizer.encode(bad)
     with pytest.raises(TypeError, match="must be a str"):
         json_tokenizer.encode(bad)
-
-
-def test_serialize_round_trip(sp_tokenizer, json_tokenizer):
-    for tok in (sp_tokenizer, json_tokenizer):
-        kind, payload = tok.serialize()
-        assert kind == tok.kind
-        enc = encoder_from_serialized(kind, payload)
-        assert enc("Hello world. 3.14") == tok.encode("Hello world. 3.14")
-    with pytest.raises(ValueError, match="unknown tokenizer kind"):
-        encoder_from_serialized("bpe", b"")
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """The drop-in TTSModel: whole-pipeline parity with the reference, stream == batch, EOS,
-cancellation, state reuse, long text."""
+cancellation, state reuse, long text, and the public surface wrappers rely on (signatures,
+torch-style calls on the audio, text attributes that take effect when set)."""
 
 from __future__ import annotations
 
+import inspect
+import json
 import threading
 
 import numpy as np
@@ -10,6 +13,8 @@ import pytest
 from conftest import REF_WAV, run_reference
 
 from pocket_tts import TTSModel
+from pocket_tts.audio.resample import torch_linspace
+from pocket_tts.tts_model import AudioArray
 from pocket_tts.voice import VoiceState
 
 TWO_SENTENCES = "Hello world. This is the second sentence."
@@ -21,6 +26,60 @@ def small(random_checkpoint):
     model = TTSModel.load_model(config=str(yaml_path), eos_threshold=1e9, seed=0)
     voice = model.get_state_for_audio_prompt(str(REF_WAV))
     return model, voice, yaml_path
+
+
+# Audio stand-ins for the torch-style calls: values beyond [-1, 1], and a NaN.
+SURFACE_AUDIO = np.random.default_rng(0).normal(0, 0.8, 4000).astype(np.float32)
+SURFACE_AUDIO_NAN = np.array([np.nan, 2.0, -2.0, 0.5, -0.25], np.float32)
+LINSPACE_STEPS = [2, 3, 7, 120, 240, 481, 960]
+# Each case sets one text attribute (or edits replace_characters in place) on a text where
+# the reference's output changes because of it.
+TEXT_CASES = [
+    {"name": "remove_semicolons", "text": "hello; there", "assign": {"remove_semicolons": True}},
+    {
+        "name": "pad_with_spaces_for_short_inputs",
+        "text": "hi there",
+        "assign": {"pad_with_spaces_for_short_inputs": True},
+    },
+    {
+        "name": "append_terminal_punctuation",
+        "text": "hello there",
+        "assign": {"append_terminal_punctuation": False},
+    },
+    {
+        "name": "capitalize_first_letter",
+        "text": "hello there.",
+        "assign": {"capitalize_first_letter": False},
+    },
+    {
+        "name": "replace_characters",
+        "text": "Tom & Jerry.",
+        "assign": {"replace_characters": {"&": "and"}},
+    },
+    {
+        "name": "replace_characters_in_place",
+        "text": "Tom & Jerry.",
+        "update_replace_characters": {"&": "and"},
+    },
+    {
+        "name": "model_recommended_frames_after_eos",
+        "text": "Hello there.",
+        "assign": {"model_recommended_frames_after_eos": 4},
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def surface(small, tmp_path_factory):
+    """The reference's public names and signatures, its text chunks under each TEXT_CASE,
+    torch.linspace(0, 1, n) and the torch-style calls on SURFACE_AUDIO (one reference run)."""
+    _, _, yaml_path = small
+    work = tmp_path_factory.mktemp("surface")
+    spec = {"config": str(yaml_path), "text_cases": TEXT_CASES, "linspace_steps": LINSPACE_STEPS}
+    (work / "in.json").write_text(json.dumps(spec), encoding="utf-8")
+    np.savez(work / "in.npz", audio=SURFACE_AUDIO, audio_nan=SURFACE_AUDIO_NAN)
+    out = run_reference("surface_golden.py", work / "in.json", work / "in.npz", work / "out.npz")
+    return json.loads(out), dict(np.load(work / "out.npz"))
 
 
 def golden(tmp_path, yaml_path, *, seed, temp, frames=0, eos=1e9, frames_after_eos=None):
@@ -110,12 +169,22 @@ def test_frame_by_frame_decoding_changes_nothing(small) -> None:
     assert np.array_equal(single, batch)
 
 
-def test_fade_in_at_the_start_of_each_chunk(small) -> None:
+def test_fade_in_at_the_start_of_each_chunk(small, surface) -> None:
+    """Each chunk's first 5 ms are multiplied by torch.linspace(0, 1, 120), bit for bit."""
     model, voice, _ = small
+    report, arrays = surface
+    ramp = model._stages.fade_in
+    assert ramp.dtype == np.float32 and ramp.tobytes() == arrays["linspace_120"].tobytes()
     audio = model.generate_audio(voice, "Hi.", seed=1)
-    ramp = model._fade_in
-    assert ramp[0] == 0.0 and ramp[-1] == 1.0 and len(ramp) == 120
     assert audio[0] == 0.0
+    # Only the first 120 samples of each text chunk are faded.
+    model._stages.fade_in = np.ones(120, np.float32)
+    try:
+        plain = model.generate_audio(voice, "Hi.", seed=1)
+    finally:
+        model._stages.fade_in = ramp
+    assert np.array_equal(audio[120:], plain[120:])
+    assert np.array_equal(audio[:120], plain[:120] * arrays["linspace_120"])
 
 
 def test_long_sentence_yields_many_chunks_as_they_are_decoded(small) -> None:
@@ -172,6 +241,34 @@ def test_abandoned_generator_stops_its_thread(small) -> None:
     assert not [t for t in threading.enumerate() if t.name == "pocket-tts-flow-lm"]
 
 
+def test_flow_lm_error_reaches_the_caller_and_stops_its_thread(small, monkeypatch) -> None:
+    """An exception on the flow-LM thread is raised in the consumer's thread, after the audio
+    of the frames before it; no thread is left and the model keeps working."""
+    model, voice, _ = small
+    real_step = model.flow_lm.step
+    calls = []
+
+    def failing_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("step failed")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(model.flow_lm, "step", failing_step)
+    model.max_decoder_frames_per_call = 1
+    got = 0
+    try:
+        with pytest.raises(RuntimeError, match="step failed"):
+            for chunk in model.generate_audio_stream(voice, "Some words here.", seed=0):
+                got += len(chunk)
+    finally:
+        model.max_decoder_frames_per_call = 0
+    assert got == 3 * 1920  # frames 0-2, decoded one per call before the error
+    assert not [t for t in threading.enumerate() if t.name == "pocket-tts-flow-lm"]
+    monkeypatch.undo()
+    assert len(model.generate_audio(voice, "Still fine.", seed=0)) > 0
+
+
 def test_voice_state_is_reusable_and_copy_state_false_continues(small) -> None:
     model, voice, _ = small
     before = voice.copy()
@@ -221,3 +318,127 @@ def test_bad_inputs_are_clear_and_model_stays_usable(small) -> None:
     with pytest.raises(FileNotFoundError):
         TTSModel.load_model(config=str(yaml_path), weights="/nonexistent.safetensors")
     assert len(model.generate_audio(voice, "Still fine.", seed=0)) > 0
+
+
+# ------------------------------------------------------------------------------------------
+# Public surface: what wrappers written for the reference call
+# ------------------------------------------------------------------------------------------
+
+
+def _parameters(fn) -> list[list]:
+    return [
+        [q.name, q.kind.name, None if q.default is inspect.Parameter.empty else repr(q.default)]
+        for q in inspect.signature(fn).parameters.values()
+    ]
+
+
+def test_public_names_and_signatures_match_the_reference(small, surface) -> None:
+    """Every public name the reference's TTSModel defines exists here; every method takes the
+    reference's parameters (names, order, kinds, defaults), then only keyword-only extras."""
+    model, _, _ = small
+    report, _ = surface
+    public = report["public"]
+    assert {"load_model", "generate_audio", "generate_audio_stream"} <= set(public)
+    for name, ref in public.items():
+        assert hasattr(model, name), name
+        if ref["kind"] == "property":
+            assert isinstance(inspect.getattr_static(TTSModel, name), property), name
+        if "parameters" not in ref:
+            continue
+        ours = _parameters(getattr(TTSModel, name))
+        n = len(ref["parameters"])
+        assert ours[:n] == ref["parameters"], name
+        assert all(kind == "KEYWORD_ONLY" for _, kind, _ in ours[n:]), (name, ours[n:])
+
+
+def test_load_training_checkpoint_says_how_to_export(small) -> None:
+    model, _, _ = small
+    with pytest.raises(ValueError, match="need torch.*safetensors"):
+        model.load_training_checkpoint("step_1000.pt")
+
+
+def test_audio_answers_torch_style_calls_like_the_reference(surface) -> None:
+    """.numpy(), .detach(), .cpu(), .clamp(...), .to(int16) and .shape on the audio give what
+    they give on the reference's tensors."""
+    report, want = surface
+    audio = SURFACE_AUDIO.copy().view(AudioArray)
+    plain = audio.numpy()
+    assert type(plain) is np.ndarray and np.shares_memory(plain, audio)
+    assert plain.tobytes() == want["numpy"].tobytes()
+    assert audio.detach().cpu().numpy().tobytes() == want["detach_cpu_numpy"].tobytes()
+    assert audio.to("cpu") is audio
+    calls = {
+        "clamp": audio.clamp(-1, 1),
+        "clamp_keywords": audio.clamp(min=-0.5, max=0.25),
+        "clamp_min": audio.clamp(min=-0.5),
+        "clamp_max": audio.clamp(max=0.25),
+        "clamp_inverted": audio.clamp(0.5, -0.5),
+        "clamp_nan": SURFACE_AUDIO_NAN.copy().view(AudioArray).clamp(-1, 1),
+        "int16": (audio.clamp(-1, 1) * 32767).to(np.int16),
+    }
+    for key, got in calls.items():
+        assert isinstance(got, AudioArray), key
+        got = got.numpy()
+        assert got.dtype == want[key].dtype and got.shape == want[key].shape, key
+        assert got.tobytes() == want[key].tobytes(), key
+    assert list(audio.shape) == list(want["shape"]) and audio.shape[-1] == len(SURFACE_AUDIO)
+    # pipecat passes torch.int16 itself: a torch dtype is taken by its name.
+    dtype = report["torch_dtype"]
+    stand_in = {"__module__": dtype["module"], "__str__": lambda self: dtype["str"]}
+    torch_int16 = type(dtype["name"], (), stand_in)()
+    converted = (audio.clamp(-1, 1) * 32767).to(torch_int16).numpy()
+    assert converted.tobytes() == want["int16"].tobytes()
+    with pytest.raises(TypeError, match="min or max"):
+        audio.clamp()
+    with pytest.raises(TypeError, match="numpy dtype"):
+        audio.to("bfloat16")
+
+
+def test_generated_audio_is_an_audio_array_and_stays_numpy(small) -> None:
+    model, voice, _ = small
+    chunks = list(model.generate_audio_stream(voice, "Hello there.", seed=4))
+    batch = model.generate_audio(voice, "Hello there.", seed=4)
+    assert all(isinstance(c, AudioArray) for c in chunks) and isinstance(batch, AudioArray)
+    assert batch.dtype == np.float32 and batch.ndim == 1
+    # numpy keeps working on it: concatenation, arithmetic, comparisons, reductions.
+    joined = np.concatenate(chunks)
+    assert np.array_equal(joined, batch) and joined.tobytes() == batch.numpy().tobytes()
+    assert np.array_equal((batch * 2).numpy(), batch.numpy() * 2)
+    assert float(np.abs(batch).max()) == float(np.abs(batch.numpy()).max())
+    assert type(batch.numpy()) is np.ndarray
+
+
+@pytest.mark.parametrize("case", TEXT_CASES, ids=[c["name"] for c in TEXT_CASES])
+def test_text_attributes_take_effect_as_in_the_reference(small, surface, case, monkeypatch):
+    """Setting a text attribute on the model changes the chunks generated (text and frames
+    after EOS) exactly as it does on the reference's model."""
+    model, _, _ = small
+    report, _ = surface
+    want = report["text_cases"][case["name"]]
+    assert want["set"] != want["unset"]  # the case exercises the attribute
+
+    def chunks_of(text: str) -> list[list]:
+        seen: list[list] = []
+
+        def record(voice, chunk, copy_state, stop):
+            seen.append([chunk.text, chunk.frames_after_eos])
+            return iter(())
+
+        with monkeypatch.context() as patch:
+            patch.setattr(model, "_generate_chunk", record)
+            for _ in model.generate_audio_stream(None, text):
+                pass
+        return seen
+
+    assert chunks_of(case["text"]) == want["unset"]
+    for attr, value in case.get("assign", {}).items():
+        monkeypatch.setattr(model, attr, value)
+    for key, value in case.get("update_replace_characters", {}).items():
+        monkeypatch.setitem(model.replace_characters, key, value)
+    assert chunks_of(case["text"]) == want["set"]
+
+
+def test_torch_linspace_matches_torch_bit_for_bit(surface) -> None:
+    _, arrays = surface
+    for n in LINSPACE_STEPS:
+        assert torch_linspace(0, 1, n).tobytes() == arrays[f"linspace_{n}"].tobytes(), n

@@ -11,8 +11,8 @@ import pytest
 from conftest import JFK_WAV, REF_WAV
 from mimi_reference import golden, models, reference_load_voice
 
-from pocket_tts.audio import load_prompt_audio
-from pocket_tts.safetensors import read_safetensors, write_safetensors
+from pocket_tts.audio.prompt import load_prompt_audio
+from pocket_tts.checkpoint.safetensors import read_safetensors, write_safetensors
 from pocket_tts.voice import (
     VoiceState,
     VoiceStateError,
@@ -40,7 +40,7 @@ def close(got: np.ndarray, want: np.ndarray) -> float:
 def test_voice_state_from_audio_parity(ckpt, wav: str) -> None:
     mimi, lm = models(*ckpt)
     g, _ = golden(ckpt[0], WAVS[wav])
-    # The prompt preparation (audio.py) reproduces the reference's samples.
+    # The prompt preparation (audio/prompt.py) reproduces the reference's samples.
     assert float(np.abs(load_prompt_audio(WAVS[wav]) - g["prompt_audio"]).max()) <= 1e-6
     voice = voice_state_from_audio(lm, mimi, WAVS[wav])
     n = g["latents"].shape[0] + 1  # BOS row before the voice

@@ -14,10 +14,15 @@ import pytest
 import yaml
 from conftest import REPO, TOKENIZER_MODEL, run_reference
 
-from pocket_tts import weight_cache
-from pocket_tts.config import load_config
-from pocket_tts.layout import expected_tensors
-from pocket_tts.safetensors import (
+from pocket_tts.checkpoint import cache as weight_cache
+from pocket_tts.checkpoint import safetensors as st_module
+from pocket_tts.checkpoint.layout import expected_tensors, tensor_table
+from pocket_tts.checkpoint.loader import (
+    CheckpointError,
+    load_weights,
+    unpack_panels,
+)
+from pocket_tts.checkpoint.safetensors import (
     RawTensor,
     SafetensorsError,
     float32_to_bfloat16_bits,
@@ -25,20 +30,13 @@ from pocket_tts.safetensors import (
     read_safetensors,
     write_safetensors,
 )
+from pocket_tts.checkpoint.storage import STORAGE_DTYPES, StorageClass, aligned_empty
+from pocket_tts.config import load_config
 from pocket_tts.testing import (
     CONFIG_DIR,
     make_random_checkpoint,
     random_weights,
     timestep_freqs,
-)
-from pocket_tts.weights import (
-    STORAGE_DTYPES,
-    CheckpointError,
-    aligned_empty,
-    is_low_precision_key,
-    is_packed_key,
-    load_weights,
-    unpack_panels,
 )
 
 SMALL = "english_2m_2026-10"
@@ -51,11 +49,16 @@ def small():
     return cfg, random_weights(cfg, seed=1)
 
 
-def _file_layout(loaded, key, shape):
+def _storage(cfg, key):
+    """The storage class the tensor table gives ``key``."""
+    return {e.key: e.storage for e in tensor_table(cfg)}[key]
+
+
+def _file_layout(loaded, key, shape, cfg):
     """A loaded tensor in the file's layout (the LM's and Mimi transformers' matrices are stored
     packed)."""
     arr = loaded[key]
-    return unpack_panels(arr, shape[0]) if is_packed_key(key) else arr
+    return unpack_panels(arr, shape[0]) if _storage(cfg, key).packed else arr
 
 
 def _check_arrays(weights, cfg):
@@ -99,7 +102,7 @@ def test_load_float32(tmp_path, small):
     loaded = load_weights(cfg, path)
     _check_arrays(loaded, cfg)
     for k, v in weights.items():
-        np.testing.assert_array_equal(_file_layout(loaded, k, v.shape), v)
+        np.testing.assert_array_equal(_file_layout(loaded, k, v.shape, cfg), v)
     loaded["flow_lm.bos_emb"][:] = 0  # owned: writing does not touch the file or other loads
     np.testing.assert_array_equal(
         read_safetensors(path)["flow_lm.bos_emb"], weights["flow_lm.bos_emb"]
@@ -127,7 +130,7 @@ def test_load_f16_and_bf16_widen_exactly(tmp_path, small):
     loaded = load_weights(cfg, path)
     _check_arrays(loaded, cfg)
     for k in keys:
-        got = _file_layout(loaded, k, want[k].shape)
+        got = _file_layout(loaded, k, want[k].shape, cfg)
         np.testing.assert_array_equal(got.view(np.uint32), want[k].view(np.uint32))
 
 
@@ -224,9 +227,9 @@ def test_flow_head_storage(tmp_path, small):
     write_safetensors(path, weights)
     key = "flow_lm.flow_net.res_blocks.0.adaLN_modulation.1.weight"
     ref = weights[key]
-    assert is_low_precision_key(key)
-    assert not is_low_precision_key("flow_lm.flow_net.res_blocks.0.in_ln.weight")
-    assert not is_low_precision_key("flow_lm.flow_net.res_blocks.0.mlp.0.bias")
+    assert _storage(cfg, key) is StorageClass.HEAD_MATRIX
+    assert _storage(cfg, "flow_lm.flow_net.res_blocks.0.in_ln.weight") is StorageClass.FLOAT32
+    assert _storage(cfg, "flow_lm.flow_net.res_blocks.0.mlp.0.bias") is StorageClass.FLOAT32
     for dtype, want in [("float32", np.float32), ("float16", np.uint16), ("int8", np.uint16)]:
         low = load_weights(cfg, path, dtype=dtype)
         stored = unpack_panels(low[key], ref.shape[0])
@@ -239,23 +242,26 @@ def test_flow_head_storage(tmp_path, small):
 def test_side_storage(tmp_path, small):
     """Compact models keep the Mimi transformers' matrices (packed) and the text-embedding
     table in float16, rounded to nearest even exactly as numpy; float32 models keep float32."""
-    from pocket_tts.weights import EMBEDDING_TABLE_KEY, is_codec_matrix_key, side_storage
-
+    embedding_table_key = "flow_lm.conditioner.embed.weight"
     cfg, weights = small
     path = tmp_path / "w.safetensors"
     write_safetensors(path, weights)
-    codec = [k for k in weights if is_codec_matrix_key(k)]
-    assert codec and all(k.startswith("mimi.") and is_packed_key(k) for k in codec)
-    assert not any(is_low_precision_key(k) for k in codec)
-    assert not is_codec_matrix_key("mimi.decoder_transformer.transformer.layers.0.norm1.weight")
-    assert [side_storage(d) for d in STORAGE_DTYPES] == ["float32"] + ["float16"] * 3
+    codec = [k for k in weights if _storage(cfg, k) is StorageClass.CODEC_MATRIX]
+    assert codec and all(k.startswith("mimi.") and _storage(cfg, k).packed for k in codec)
+    assert all(".transformer.layers." in k for k in codec)
+    norm = "mimi.decoder_transformer.transformer.layers.0.norm1.weight"
+    assert _storage(cfg, norm) is StorageClass.FLOAT32
+    assert _storage(cfg, embedding_table_key) is StorageClass.EMBEDDING_TABLE
+    side = [StorageClass.CODEC_MATRIX, StorageClass.EMBEDDING_TABLE, StorageClass.CODEC_CONV]
+    for storage in side:
+        assert [storage.dtype(d) for d in STORAGE_DTYPES] == ["float32"] + ["float16"] * 3
     for dtype in STORAGE_DTYPES:
         low = load_weights(cfg, path, dtype=dtype)
-        table = low[EMBEDDING_TABLE_KEY]
+        table = low[embedding_table_key]
         if dtype == "float32":
-            assert np.array_equal(table, weights[EMBEDDING_TABLE_KEY])
+            assert np.array_equal(table, weights[embedding_table_key])
         else:
-            want = weights[EMBEDDING_TABLE_KEY].astype(np.float16).view(np.uint16)
+            want = weights[embedding_table_key].astype(np.float16).view(np.uint16)
             assert table.dtype == np.uint16 and np.array_equal(table, want)
         for key in codec:
             ref = weights[key]
@@ -395,6 +401,10 @@ def test_reference_loads_random_checkpoint(random_checkpoint, config_name):
         assert 1e-3 < stats[name] < 10, (name, stats)
 
 
+def _cache_files(tmp_path):
+    return sorted((tmp_path / "cache" / "packed").glob("*.safetensors"))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "int8"])
 def test_packed_cache_roundtrip(tmp_path, monkeypatch, small, dtype):
     """First load writes the packed matrices; later loads read them back (aligned, owned) and
@@ -406,14 +416,16 @@ def test_packed_cache_roundtrip(tmp_path, monkeypatch, small, dtype):
     fresh = load_weights(cfg, path, dtype=dtype)
     first = load_weights(cfg, path, dtype=dtype, cache=True)
     weight_cache.wait_for_saves()
-    files = list((tmp_path / "cache" / "packed").glob("*.bin"))
+    files = _cache_files(tmp_path)
     assert len(files) == 1
     second = load_weights(cfg, path, dtype=dtype, cache=True)
     assert list(second) == list(fresh)
+    per_frame = (StorageClass.LM_MATRIX, StorageClass.HEAD_MATRIX)
     mapped = 0
     for key, arr in fresh.items():
         assert np.array_equal(first[key], arr) and np.array_equal(second[key], arr), key
-        if is_low_precision_key(key.removesuffix(".scale")):
+        matrix = key if key in weights else key.removesuffix(".scale")  # an int8 scale's matrix
+        if _storage(cfg, matrix) in per_frame:
             assert second[key].flags.writeable and second[key].ctypes.data % 64 == 0
             mapped += 1
     assert mapped >= 4 * cfg.flow_lm.transformer.num_layers
@@ -425,8 +437,46 @@ def test_packed_cache_roundtrip(tmp_path, monkeypatch, small, dtype):
     os.utime(path, ns=(1, 1))
     again = load_weights(cfg, path, dtype=dtype, cache=True)
     weight_cache.wait_for_saves()
-    assert len(list((tmp_path / "cache" / "packed").glob("*.bin"))) == 2
+    assert len(_cache_files(tmp_path)) == 2
     assert np.array_equal(again[key], load_weights(cfg, path, dtype=dtype)[key])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "int8"])
+def test_packed_cache_is_a_safetensors_file(tmp_path, monkeypatch, small, dtype):
+    """The cache file is plain safetensors: our strict reader and the official library read it;
+    it holds exactly the tensors the load converts (packed matrices, int8 scales, the narrowed
+    embedding table), with the safetensors dtype of their bits, and its metadata names the
+    checkpoint it was made from."""
+    cfg, path, fresh = _primed_cache(tmp_path, monkeypatch, small, dtype)
+    (cached,) = _cache_files(tmp_path)
+    header = read_header(cached)
+    wanted = {}
+    for e in tensor_table(cfg):
+        if e.storage.packed or (e.storage is StorageClass.EMBEDDING_TABLE and dtype != "float32"):
+            storage = e.storage.dtype(dtype)
+            wanted[e.key] = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}.get(
+                storage, "I8"
+            )
+            if storage == "int8":
+                wanted[e.key + ".scale"] = "F32"
+    assert {k: t.dtype for k, t in header.tensors.items()} == wanted
+    assert header.metadata["source"] == os.path.realpath(path)
+    assert header.metadata["dtype"] == dtype
+    raw = read_safetensors(cached, raw_bf16=True)
+    for name, arr in raw.items():
+        assert arr.shape == fresh[name].shape, name
+        assert np.array_equal(arr.view(fresh[name].dtype), fresh[name]), name
+    ref = json.loads(run_reference("load_check.py", "read", str(cached)))
+    assert ref["metadata"] == header.metadata
+    assert set(ref["tensors"]) == set(wanted)
+    for name, info in ref["tensors"].items():
+        assert info["shape"] == list(fresh[name].shape), name
+        want = raw[name]
+        if wanted[name] == "F16":
+            want = want.view(np.float16)
+        elif wanted[name] == "BF16":
+            want = (want.astype(np.uint32) << 16).view(np.float32)
+        assert info["sum"] == pytest.approx(float(np.sum(want, dtype=np.float64)), rel=1e-6), name
 
 
 def test_first_load_does_not_wait_for_the_cache_write(tmp_path, monkeypatch, small):
@@ -447,10 +497,10 @@ def test_first_load_does_not_wait_for_the_cache_write(tmp_path, monkeypatch, sma
 
     monkeypatch.setattr(weight_cache, "save_packed", held_save)
     first = load_weights(cfg, path, dtype="float16", cache=True)  # returns with the write held
-    assert not list((tmp_path / "cache").rglob("*.bin"))
+    assert not list((tmp_path / "cache").rglob("*.safetensors"))
     release.set()
     weight_cache.wait_for_saves()
-    assert len(list((tmp_path / "cache" / "packed").glob("*.bin"))) == 1
+    assert len(_cache_files(tmp_path)) == 1
     again = load_weights(cfg, path, dtype="float16", cache=True)
     for key, arr in first.items():
         assert np.array_equal(again[key], arr), key
@@ -471,63 +521,100 @@ def _primed_cache(tmp_path, monkeypatch, small, dtype: str):
 
 def test_packed_cache_parallel_read(tmp_path, monkeypatch, small):
     """The cache is read in pieces on two threads: with tiny pieces (every tensor split, both
-    threads busy) the arrays are still exactly the packed ones; a read past the end of the
-    file or on a bad descriptor reports failure instead of returning half-filled arrays."""
+    threads busy) the arrays are still exactly the packed ones."""
     cfg, path, fresh = _primed_cache(tmp_path, monkeypatch, small, "int8")
-    monkeypatch.setattr(weight_cache, "_READ_PIECE", 64)
+    monkeypatch.setattr(st_module, "READ_PIECE_BYTES", 64)
     got = load_weights(cfg, path, dtype="int8", cache=True)
     for key, arr in fresh.items():
         assert np.array_equal(got[key], arr), key
-    data = np.arange(1000, dtype=np.uint8)
-    (tmp_path / "raw").write_bytes(data.tobytes())
-    fd = os.open(tmp_path / "raw", os.O_RDONLY)
-    try:
-        dst = np.zeros(1000, np.uint8)
-        view = memoryview(dst)
-        pieces = [(view[i : i + 64], i) for i in range(0, 1000, 64)]
-        assert weight_cache._read_pieces(fd, pieces)
-        assert np.array_equal(dst, data)
-        assert not weight_cache._read_pieces(fd, [(view[:64], 990)])  # past the end
-    finally:
-        os.close(fd)
-    assert not weight_cache._read_pieces(fd, [(view[:64], 0)])  # closed descriptor
+
+
+def _old_format_cache(path, arrays) -> None:
+    """Write ``arrays`` in the cache's previous private format (magic, u64 header length,
+    JSON ``{"tensors": {name: [dtype, shape, offset]}}``, 64-byte-aligned data)."""
+    import struct
+
+    entries, offset = {}, 0
+    for name, a in arrays.items():
+        entries[name] = [a.dtype.name, list(a.shape), offset]
+        offset += -(-a.nbytes // 64) * 64
+
+    def header(base: int) -> str:
+        return json.dumps({"tensors": {k: [d, s, base + o] for k, (d, s, o) in entries.items()}})
+
+    base = -(-(16 + len(header(10**12))) // 64) * 64  # room for the offsets' digits
+    head = header(base).encode().ljust(base - 16)
+    with open(path, "wb") as f:
+        f.write(b"PTTSPACK" + struct.pack("<Q", len(head)) + head)
+        for name, a in arrays.items():
+            f.seek(base + entries[name][2])
+            f.write(np.ascontiguousarray(a).tobytes())
 
 
 @pytest.mark.parametrize(
-    "damage", ["truncate", "garbage", "magic", "header", "missing_tensor", "shape"]
+    "damage",
+    [
+        "truncate",
+        "garbage",
+        "length",
+        "header",
+        "old_format",
+        "metadata",
+        "missing_tensor",
+        "extra_tensor",
+        "shape",
+        "dtype",
+    ],
 )
 def test_packed_cache_damaged_file_is_rebuilt(tmp_path, monkeypatch, small, damage):
-    import struct
-
+    """A cache file that is not a valid safetensors file, or a valid one whose metadata or
+    tensors differ from what the load wants (an older format, another dtype's bits under the
+    same name, a tensor missing, extra or reshaped), is ignored: the load packs afresh and the
+    file is rewritten whole."""
     cfg, path, fresh = _primed_cache(tmp_path, monkeypatch, small, "float16")
-    (cached,) = (tmp_path / "cache" / "packed").glob("*.bin")
+    (cached,) = _cache_files(tmp_path)
     raw = bytearray(cached.read_bytes())
-    n = struct.unpack("<Q", raw[8:16])[0]
-    header = json.loads(raw[16 : 16 + n])
+    header = read_header(cached)
+    tensors = read_safetensors(cached, raw_bf16=True)
+    name = next(iter(header.tensors))  # an F16 matrix
+    assert header.tensors[name].dtype == "F16"
+    rewrite = {k: RawTensor(header.tensors[k].dtype, v) for k, v in tensors.items()}
+    metadata = dict(header.metadata)
     if damage == "truncate":
-        raw = raw[: len(raw) // 2]
+        cached.write_bytes(bytes(raw[: len(raw) // 2]))
     elif damage == "garbage":
-        raw = bytearray(b"\xff" * 64)
-    elif damage == "magic":
+        cached.write_bytes(b"\xff" * 64)
+    elif damage == "length":
         raw[:8] = b"NOTPACK!"
+        cached.write_bytes(bytes(raw))
+    elif damage == "header":
+        raw[8:12] = b"{{{{"
+        cached.write_bytes(bytes(raw))
+    elif damage == "old_format":
+        _old_format_cache(cached, {k: fresh[k] for k in tensors})
     else:
-        name = next(iter(header["tensors"]))
-        if damage == "header":
-            raw[16:20] = b"{{{{"
+        if damage == "metadata":
+            metadata["source_size"] = "1"
         elif damage == "missing_tensor":
-            del header["tensors"][name]
-        else:
-            header["tensors"][name][1][0] += 1
-        if damage != "header":
-            text = json.dumps(header).encode()
-            raw[16 : 16 + n] = text + b" " * (n - len(text))
-    cached.write_bytes(bytes(raw))
+            del rewrite[name]
+        elif damage == "extra_tensor":
+            rewrite["flow_lm.extra"] = np.zeros(3, np.float32)
+        elif damage == "shape":
+            rewrite[name] = RawTensor("F16", tensors[name].reshape(-1))
+        else:  # the same bits labelled bfloat16
+            rewrite[name] = RawTensor("BF16", tensors[name])
+        write_safetensors(cached, rewrite, metadata=metadata)
+        read_header(cached)  # still a valid safetensors file
     got = load_weights(cfg, path, dtype="float16", cache=True)
     for key, arr in fresh.items():
         assert np.array_equal(got[key], arr), key
     weight_cache.wait_for_saves()
     assert load_weights(cfg, path, dtype="float16", cache=True).keys() == fresh.keys()
-    assert cached.stat().st_size > 1000  # rewritten whole
+    rebuilt = read_header(cached)  # rewritten whole
+    assert rebuilt.metadata == header.metadata
+    assert {k: (t.dtype, t.shape) for k, t in rebuilt.tensors.items()} == {
+        k: (t.dtype, t.shape) for k, t in header.tensors.items()
+    }
 
 
 def test_packed_cache_disabled_or_unwritable(tmp_path, monkeypatch, small, caplog):
@@ -548,3 +635,98 @@ def test_packed_cache_disabled_or_unwritable(tmp_path, monkeypatch, small, caplo
     assert "packed-weights cache" in caplog.text
     key = "flow_lm.transformer.layers.0.linear1.weight"
     assert np.array_equal(got[key], load_weights(cfg, path)[key])
+
+
+# ------------------------------------------------------------------------- binding by consumer
+
+
+def _field_kinds(path) -> set[tuple[str, str]]:
+    return {(e.consumer.stage, e.consumer.field) for e in tensor_table(load_config(path))}
+
+
+def _binding_configs() -> list[str]:
+    """Packaged configs, smallest first, each adding a (stage, field) the ones before lack:
+    together they hold every consumer field of every packaged config."""
+    from pocket_tts.checkpoint.layout import parameter_count
+
+    paths = sorted(CONFIG_DIR.glob("*.yaml"), key=lambda p: parameter_count(load_config(p)))
+    need = set().union(*(_field_kinds(p) for p in paths))
+    chosen, covered = [], set()
+    for p in paths:
+        if not _field_kinds(p) <= covered:
+            chosen.append(p.stem)
+            covered |= _field_kinds(p)
+    assert covered == need
+    return chosen
+
+
+@pytest.mark.parametrize("config_name", _binding_configs())
+def test_every_consumer_field_is_bound(random_checkpoint, config_name):
+    """FlowLM and Mimi take every tensor of their stage from the table by consumer (they raise
+    if one is left over) for configs holding every field of every packaged config, in float32
+    and in int8 (scales, fp16 head, fp16 codec and table); the bound kernels run."""
+    from pocket_tts.flow_lm import FlowLM
+    from pocket_tts.mimi import Mimi
+
+    yaml_path, weights_path = random_checkpoint(config_name)
+    cfg = load_config(yaml_path)
+    for dtype in ("float32", "int8"):
+        weights = load_weights(cfg, weights_path, dtype=dtype)
+        lm = FlowLM(cfg, weights, dtype=dtype)
+        mimi = Mimi(cfg, {k: v for k, v in weights.items() if k.startswith("mimi.")}, dtype)
+        st = lm.new_state(8)
+        lm.prefill(st, lm.embed_tokens(st, np.array([1, 2, 3])))
+        lat, cond = np.zeros(lm.ldim, np.float32), np.zeros(lm.cond_dim, np.float32)
+        noise = np.zeros(lm.ldim, np.float32)
+        eos = lm.step(st, np.full(lm.ldim, np.nan, np.float32), noise, lat, cond)
+        audio = mimi.decode(mimi.new_decoder_state(), lat[None])
+        assert np.isfinite(eos) and np.isfinite(lat).all() and np.isfinite(audio).all()
+        assert audio.shape == (mimi.frame_size,)
+
+
+def test_stage_tensors_checks(small):
+    """StageTensors hands each tensor over once, checks it against the table, names missing
+    keys, and refuses to finish with a tensor left unbound."""
+    from pocket_tts.checkpoint.layout import StageTensors
+
+    cfg, weights = small
+    with pytest.raises(ValueError, match="flow_lm.bos_emb"):
+        StageTensors(
+            cfg, "flow_lm", {k: v for k, v in weights.items() if k != "flow_lm.bos_emb"}, "float32"
+        )
+    t = StageTensors(cfg, "mimi", weights, "float32")
+    assert t.key("dec.layers[].in_proj", 1) == (
+        "mimi.decoder_transformer.transformer.layers.1.self_attn.in_proj.weight"
+    )
+    assert t.storage("enc.down.w") == "float32"
+    assert StageTensors(cfg, "mimi", weights, "int8").storage("enc.down.w") == "float16"
+    q = t.take("dec.quant")
+    assert q is weights["mimi.quantizer.output_proj.weight"]
+    with pytest.raises(RuntimeError, match="already taken"):
+        t.take("dec.quant")
+    m = t.take_matrix("enc.layers[].linear1", 0)
+    assert m.storage == "float32" and m.scale is None and m.data.shape == (2048, 512)
+    with pytest.raises(TypeError, match="take_matrix"):
+        t.take("enc.layers[].linear2", 0)
+    left = t.remaining()
+    assert (
+        "mimi.quantizer.output_proj.weight" not in left
+        and len(left) == len([k for k in weights if k.startswith("mimi.")]) - 2
+    )
+    with pytest.raises(RuntimeError, match=f"{len(left)} tensors unused"):
+        t.finish()
+    bad = dict(weights)
+    bad["mimi.encoder.model.0.conv.weight"] = weights["mimi.encoder.model.0.conv.weight"].astype(
+        np.float64
+    )
+    with pytest.raises(ValueError, match=r"mimi.encoder.model.0.conv.weight: expected float32"):
+        StageTensors(cfg, "mimi", bad, "float32").take("enc.seanet.first.w")
+    # Float32 weights for a compact model: the error says how to load them.
+    from pocket_tts.checkpoint.loader import pack_panels
+
+    f32_panels = dict(weights)
+    key = "flow_lm.transformer.layers.0.self_attn.in_proj.weight"
+    f32_panels[key] = pack_panels(weights[key])
+    lm = StageTensors(cfg, "flow_lm", f32_panels, "float16")
+    with pytest.raises(ValueError, match=r"float16 panels.*dtype='float16'"):
+        lm.take_matrix("layers[].in_proj", 0)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, CI): installs this package into .venv with its dev extras, checks
-# the C on its own (tools/check_c.sh), builds the reference side venv, then runs lint, the whole
-# test suite with coverage, and a parity subset on the portable kernels.
+# the C on its own (tools/check_c.sh), builds the reference side venv, then runs lint (ruff,
+# mypy), the whole test suite with coverage, and a parity subset on the portable kernels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -15,6 +15,7 @@ fi
 tools/check_c.sh
 tools/setup_reference_venv.sh
 .venv/bin/ruff check .
+.venv/bin/mypy pocket_tts
 # The console script (not `python -m pytest`) keeps the source tree's uncompiled pocket_tts/
 # off sys.path, so the tests run against the installed, compiled package.
 .venv/bin/pytest -q --cov --cov-report=term --cov-fail-under=80 \

@@ -1,5 +1,13 @@
 """A self-contained reader and writer for the safetensors format (no ``safetensors`` package).
 
+Why not the official package: its numpy API cannot return BF16 tensors (numpy has no bfloat16;
+the checkpoints may be BF16 and this package has no torch), it reads into buffers of its own
+(the loader reads each tensor straight into a 64-byte-aligned buffer of the caller's, with
+``pread``, in parallel pieces for the packed-weights cache), and it is one more compiled
+dependency for ~500 lines of Python. This reader also validates the whole header against the
+spec before handing out anything, so a malformed or hostile file raises
+:class:`SafetensorsError` instead of reading out of bounds.
+
 File layout (https://github.com/huggingface/safetensors, "Format"):
 
 * 8 bytes: ``N``, an unsigned little-endian 64-bit integer, the size of the header;
@@ -9,12 +17,12 @@ File layout (https://github.com/huggingface/safetensors, "Format"):
   the start of the buffer. The spec requires the buffer to be entirely indexed, without holes
   or overlaps, which the official implementation enforces; so does this reader.
 
-The reader memory-maps the file and validates the whole header before handing out anything, so a
-malformed or hostile file raises :class:`SafetensorsError` instead of reading out of bounds.
+The reader memory-maps the file (the header, and the views :meth:`SafetensorsFile.get_raw`
+returns) and keeps it open, so that every read comes from the file whose header it validated.
 Arrays are read-only views into the mapping (copies only when a tensor is misaligned for its
 dtype, or for ``BOOL``/``BF16`` conversions). The mapping stays alive as long as any view does.
-A file truncated by another process *while* mapped can still fault (SIGBUS); nothing in user
-space prevents that.
+A file truncated by another process *while* mapped can still fault (SIGBUS) on a view; nothing
+in user space prevents that (reads into buffers report it as an error instead).
 
 The writer produces the same bytes as the official library: data ordered by dtype (widest
 first) then name, header entries in data order after ``__metadata__``, compact JSON, spaces
@@ -29,14 +37,18 @@ import mmap
 import os
 import struct
 import tempfile
+import threading
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 __all__ = [
     "DTYPES",
+    "READ_PIECE_BYTES",
     "Header",
     "RawTensor",
     "SafetensorsError",
@@ -324,6 +336,44 @@ def read_header(path: str | os.PathLike) -> Header:
 # --------------------------------------------------------------------------------------------
 # reading
 
+#: Bytes per ``pread`` of :meth:`SafetensorsFile.read_tensors_into` (each read also faults in
+#: its fresh pages; pieces this size keep both threads busy to the end).
+READ_PIECE_BYTES = 4 << 20
+
+
+def _read_pieces(fd: int, pieces: list[tuple[memoryview, int]], threads: int, where: str) -> None:
+    """Fill every (buffer, file offset) piece from ``fd``, on ``threads`` threads."""
+    todo = deque(pieces)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            while not errors:
+                try:
+                    view, offset = todo.popleft()
+                except IndexError:
+                    return
+                done = 0
+                while done < len(view):
+                    got = os.preadv(fd, [view[done:]], offset + done)
+                    if got <= 0:
+                        raise SafetensorsError(f"{where}: file shrank while reading")
+                    done += got
+        except (OSError, SafetensorsError) as exc:
+            errors.append(exc)
+
+    helpers = [
+        threading.Thread(target=work, name="pocket-tts-read", daemon=True)
+        for _ in range(min(threads, len(pieces)) - 1)
+    ]
+    for t in helpers:
+        t.start()
+    work()
+    for t in helpers:
+        t.join()
+    if errors:
+        raise errors[0]
+
 
 class SafetensorsFile:
     """A memory-mapped, validated safetensors file.
@@ -336,16 +386,21 @@ class SafetensorsFile:
         """Open and map ``path``, validating the whole header first."""
         self.path = Path(path)
         where = str(path)
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
+        self._file: BinaryIO | None = open(path, "rb")  # closed by close()
+        self._fd: int | None = self._file.fileno()
+        try:
+            size = os.fstat(self._fd).st_size
             if size < 8:
                 raise SafetensorsError(
                     f"{where}: file too short ({size} bytes) for a header length"
                 )
-            self._mm: mmap.mmap | None = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        size = len(self._mm)
-        n = _header_length(self._mm[:8], size, where)
-        self.header = _parse_header(self._mm[8 : 8 + n], 8 + n, size, where)
+            self._mm: mmap.mmap | None = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+            size = len(self._mm)
+            n = _header_length(self._mm[:8], size, where)
+            self.header = _parse_header(self._mm[8 : 8 + n], 8 + n, size, where)
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> SafetensorsFile:
         return self
@@ -353,9 +408,17 @@ class SafetensorsFile:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __del__(self) -> None:
+        self.close()
+
     def close(self) -> None:
-        """Drop the mapping; it is unmapped once no returned view refers to it any more."""
+        """Close the file and drop the mapping; it is unmapped once no returned view refers to
+        it any more."""
         self._mm = None
+        self._fd = None
+        file, self._file = getattr(self, "_file", None), None
+        if file is not None:
+            file.close()
 
     @property
     def metadata(self) -> dict[str, str] | None:
@@ -405,20 +468,33 @@ class SafetensorsFile:
         """Copy tensor ``name``'s raw bytes into the C-contiguous buffer ``out`` with ``pread``
         (no mapping: the page cache is not charged to this process, so a load never holds the
         file and its copy resident at once)."""
-        info = self.header.tensors[name]
-        view = memoryview(out).cast("B")
-        if view.nbytes != info.nbytes or not out.flags.c_contiguous:
-            raise ValueError(f"{name}: buffer of {view.nbytes} bytes for {info.nbytes}")
-        offset, done = self.header.data_start + info.begin, 0
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            while done < info.nbytes:
-                n = os.preadv(fd, [view[done:]], offset + done)
-                if n <= 0:
-                    raise SafetensorsError(f"{self.path}: file shrank while reading {name}")
-                done += n
-        finally:
-            os.close(fd)
+        self.read_tensors_into({name: out}, threads=1)
+
+    def read_tensors_into(self, targets: Mapping[str, np.ndarray], *, threads: int = 2) -> None:
+        """Copy the raw bytes of several tensors into their buffers (``{name: out}``, each
+        writable, C-contiguous and of the tensor's byte size), in pieces of
+        :data:`READ_PIECE_BYTES` on ``threads`` threads: a read from the page cache is
+        CPU-bound (faulting in and zeroing fresh pages, then the copy), so two cores halve it.
+
+        Raises ``ValueError`` for a wrong buffer or a closed file, :class:`SafetensorsError` if
+        the file shrank, ``OSError`` on an I/O error; the buffers' contents are then undefined.
+        """
+        if self._fd is None:
+            raise ValueError(f"{self.path}: file is closed")
+        piece = READ_PIECE_BYTES
+        pieces: list[tuple[memoryview, int]] = []
+        for name, out in targets.items():
+            info = self.header.tensors[name]
+            if not isinstance(out, np.ndarray) or not out.flags.c_contiguous:
+                raise ValueError(f"{name}: the buffer must be a C-contiguous numpy array")
+            if not out.flags.writeable:
+                raise ValueError(f"{name}: the buffer is read-only")
+            view = out.reshape(-1).view(np.uint8).data  # a memoryview: C-contiguous
+            if view.nbytes != info.nbytes:
+                raise ValueError(f"{name}: buffer of {view.nbytes} bytes for {info.nbytes}")
+            start = self.header.data_start + info.begin
+            pieces += [(view[i : i + piece], start + i) for i in range(0, info.nbytes, piece)]
+        _read_pieces(self._fd, pieces, threads, str(self.path))
 
     def get(self, name: str) -> np.ndarray:
         """Tensor ``name`` as a numpy array; BF16 is widened (exactly) to a float32 copy."""
@@ -513,7 +589,7 @@ def write_safetensors(
             f.write(raw)
             for _, _, data in prepared:
                 if data.nbytes:
-                    f.write(memoryview(data).cast("B"))
+                    f.write(data.data.cast("B"))
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -12,6 +12,11 @@ per-chunk preparation in ``TTSModel.generate_audio_stream``:
    (``guess + 2``: 5 for chunks of at most four words, 3 otherwise), unless the caller or the
    config fixes that number (:func:`effective_frames_after_eos`).
 
+:func:`chunk_text_for_generation` does both, exactly as the reference; with
+``split_oversized=True`` (what ``TTSModel.generate_audio_stream`` uses) it also splits the
+chunks the reference leaves over ``max_tokens`` at word boundaries, a deliberate deviation that
+bounds per-chunk memory.
+
 The tokenizer only needs ``encode(text) -> list[int]`` and ``decode(ids) -> str``.
 """
 
@@ -355,21 +360,46 @@ def chunk_text_for_generation(
     frames_after_eos: int | None = None,
     model_recommended_frames_after_eos: int | None = None,
     options: TextOptions | None = None,
+    *,
+    split_oversized: bool = False,
 ) -> list[TextChunk]:
     """Everything ``generate_audio_stream`` does to the text before generating.
 
     Splits ``text`` with :func:`split_into_best_sentences`, prepares every chunk with
     :func:`prepare_chunk` and resolves its frames-after-EOS count with
-    :func:`effective_frames_after_eos`.
+    :func:`effective_frames_after_eos`: exactly the reference's chunks.
+
+    ``split_oversized=True`` (what ``TTSModel.generate_audio_stream`` uses) is a deliberate
+    deviation. The reference leaves a run of text with no sentence or comma boundary as one
+    oversized chunk and generates it whole (warning that words may be skipped), with KV caches
+    and a generation budget growing with its length. Here such a chunk is cut at word
+    boundaries into pieces of at most ``max_tokens`` tokens (counted on the prepared text; a
+    single word longer than that stays one piece), each prepared on its own, so per-chunk
+    memory stays bounded whatever the text. Chunks within the limit are unchanged.
     """
     options = options or TextOptions()
-    kwargs = options.as_kwargs()
-    chunks = split_into_best_sentences(tokenizer, text, max_tokens, **kwargs)
-    result = []
-    for chunk in chunks:
-        prepared, guess = prepare_chunk(chunk, **kwargs)
+
+    def prepared(piece: str) -> TextChunk:
+        text_for_model, guess = prepare_chunk(piece, **options.as_kwargs())
         frames = effective_frames_after_eos(
             frames_after_eos, guess, model_recommended_frames_after_eos
         )
-        result.append(TextChunk(prepared, frames))
-    return result
+        return TextChunk(text_for_model, frames)
+
+    out: list[TextChunk] = []
+    for chunk in split_into_best_sentences(tokenizer, text, max_tokens, **options.as_kwargs()):
+        whole = prepared(chunk)
+        if not split_oversized or len(tokenizer.encode(whole.text)) <= max_tokens:
+            out.append(whole)
+            continue
+        words: list[str] = []
+        for word in whole.text.split():
+            candidate = prepared(" ".join([*words, word])).text
+            if words and len(tokenizer.encode(candidate)) > max_tokens:
+                out.append(prepared(" ".join(words)))
+                words = [word]
+            else:
+                words.append(word)
+        if words:
+            out.append(prepared(" ".join(words)))
+    return out

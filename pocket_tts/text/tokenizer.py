@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..hub import is_remote_path, location_path
 
 __all__ = [
     "JsonTokenizer",
@@ -28,13 +30,10 @@ __all__ = [
     "Tokenizer",
     "TokenizerError",
     "build_tokenizer",
-    "encoder_from_serialized",
     "tokenizer_kind_for",
 ]
 
 logger = logging.getLogger(__name__)
-
-_REMOTE_PREFIXES = ("hf://", "http://", "https://")
 
 
 class TokenizerError(ValueError):
@@ -42,7 +41,7 @@ class TokenizerError(ValueError):
 
 
 def _local_file(path: str | os.PathLike[str], what: str) -> Path:
-    if isinstance(path, str) and path.startswith(_REMOTE_PREFIXES):
+    if is_remote_path(path):
         raise TokenizerError(
             f"{what} path {path!r} is remote; download it first (the config module keeps "
             "hf:// and https:// locations as strings for the download helper to resolve)"
@@ -121,10 +120,6 @@ class SentencePieceTokenizer:
         """Token ids as an int64 array of shape ``[1, T]`` (the reference returns a tensor)."""
         return np.asarray(self.encode(text), dtype=np.int64).reshape(1, -1)
 
-    def serialize(self) -> tuple[str, bytes]:
-        """``(kind, payload)`` for :func:`encoder_from_serialized` (e.g. in a worker process)."""
-        return "sentencepiece", self.sp.serialized_model_proto()
-
     def __repr__(self) -> str:
         return f"SentencePieceTokenizer({str(self.path)!r}, vocab_size={self.vocab_size})"
 
@@ -179,10 +174,6 @@ class JsonTokenizer:
         """Token ids as an int64 array of shape ``[1, T]`` (the reference returns a tensor)."""
         return np.asarray(self.encode(text), dtype=np.int64).reshape(1, -1)
 
-    def serialize(self) -> tuple[str, bytes]:
-        """``(kind, payload)`` for :func:`encoder_from_serialized` (e.g. in a worker process)."""
-        return "tokenizers", self.tokenizer.to_str().encode()
-
     def __repr__(self) -> str:
         return f"JsonTokenizer({str(self.path)!r}, vocab_size={self.vocab_size})"
 
@@ -208,7 +199,7 @@ def tokenizer_kind_for(path: str | os.PathLike[str], kind: str = "sentencepiece"
     ``kind`` ``"tokenizers"``/``"json"``, or a path ending in ``.json`` (ignoring an
     ``@revision`` suffix), selects the JSON backend; anything else selects SentencePiece.
     """
-    if kind in ("tokenizers", "json") or str(path).split("@")[0].endswith(".json"):
+    if kind in ("tokenizers", "json") or location_path(path).endswith(".json"):
         return "tokenizers"
     return "sentencepiece"
 
@@ -224,18 +215,3 @@ def build_tokenizer(
     if tokenizer_kind_for(path, kind) == "tokenizers":
         return JsonTokenizer(path, n_bins=n_bins)
     return SentencePieceTokenizer(path, n_bins=n_bins)
-
-
-def encoder_from_serialized(kind: str, payload: bytes) -> Callable[[str], list[int]]:
-    """Rebuild just the text -> ids function from :meth:`SentencePieceTokenizer.serialize`."""
-    if kind == "tokenizers":
-        tokenizers = _import_tokenizers()
-        tok = tokenizers.Tokenizer.from_str(payload.decode())
-        return lambda text: list(tok.encode(text).ids)
-    if kind != "sentencepiece":
-        raise ValueError(f"unknown tokenizer kind {kind!r}")
-    import sentencepiece
-
-    sp = sentencepiece.SentencePieceProcessor()
-    sp.load_from_serialized_proto(payload)
-    return lambda text: list(sp.encode(text, out_type=int))

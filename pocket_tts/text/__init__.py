@@ -1,0 +1,1 @@
+"""Text stage: normalisation and chunking (:mod:`.prepare`), tokenizers (:mod:`.tokenizer`)."""
