@@ -208,6 +208,25 @@ class FlowLMKernel:
         """One autoregressive frame (``prefix`` rows prefilled in the same pass); writes the
         sampled latent and the head's conditioning vector, returns the raw EOS logit."""
 
+    def batch_scratch_size(self, rows: int, n: int, max_keys: int) -> int:
+        """Scratch floats ``step_batch`` needs for ``n`` streams, ``rows`` rows in all."""
+
+    def step_batch(
+        self,
+        states: list[FlowLMState],
+        latents_in: _F32,
+        noise: _F32,
+        latents_out: _F32,
+        conds: _F32,
+        eos_out: _F32,
+        scratch: _F32,
+        steps: int = 1,
+        prefixes: list[_F32 | None] | None = None,
+        threads: int = 1,
+    ) -> None:
+        """One frame of ``len(states)`` streams in one pass over the weights (row ``i`` of
+        every array is ``states[i]``'s); each stream bit-identical to stepping it alone."""
+
     def sample_head(
         self, state: FlowLMState, cond: _F32, noise: _F32, steps: int, latent_out: _F32
     ) -> None:

@@ -288,7 +288,7 @@ cdef class FlowLMKernel:
             s.caches[l].v = base + (2 * l + 1) * per
             s.caches[l].capacity = capacity
             s.caches[l].offset = n_prefix
-        cdef size_t n = pt_flow_lm_scratch_size(&self.m, max(max_prefill, 1), capacity)
+        cdef size_t n = pt_flow_lm_scratch_size(&self.m, max(max_prefill, 1), 1, capacity)
         s.scratch_arr = np.zeros(n, dtype=np.float32)
         s.scratch = <float *>cnp.PyArray_DATA(<cnp.ndarray>s.scratch_arr)
         return s
@@ -319,7 +319,7 @@ cdef class FlowLMKernel:
         if state.caches[0].offset + T > state.capacity:
             raise ValueError(f"KV cache overflow: {state.caches[0].offset} + {T} > "
                              f"{state.capacity}")
-        scratch_need = pt_flow_lm_scratch_size(&self.m, T, state.capacity)
+        scratch_need = pt_flow_lm_scratch_size(&self.m, T, 1, state.capacity)
         if scratch_need > state.scratch_arr.shape[0]:
             state.scratch_arr = np.zeros(scratch_need, dtype=np.float32)
             state.scratch = <float *>cnp.PyArray_DATA(<cnp.ndarray>state.scratch_arr)
@@ -338,38 +338,92 @@ cdef class FlowLMKernel:
         Writes the sampled latent and the head's conditioning vector (out_norm [+ z_proj]).
         ``prefix`` (float32 [T, d]) is prefilled in the same pass, just before the latent;
         ``threads`` (<= 2) splits the products (use 2 only while the decoder is idle), or
-        :data:`SHARED` offers them to a thread in :func:`help_until`."""
-        if (latent_in.shape[0] != self.ldim or noise.shape[0] != self.ldim
-                or latent_out.shape[0] != self.ldim or cond_out.shape[0] != self.cond_dim):
-            raise ValueError("step: wrong vector sizes")
+        :data:`SHARED` offers them to a thread in :func:`help_until`. The one-stream case of
+        :meth:`step_batch`, on the state's own scratch."""
+        eos = np.empty(1, np.float32)
+        need = self.batch_scratch_size(1 + (0 if prefix is None else len(prefix)), 1,
+                                       state.capacity)
+        if need > state.scratch_arr.shape[0]:
+            state.scratch_arr = np.zeros(need, dtype=np.float32)
+            state.scratch = <float *>cnp.PyArray_DATA(<cnp.ndarray>state.scratch_arr)
+        self.step_batch([state], np.asarray(latent_in).reshape(1, -1),
+                        np.asarray(noise).reshape(1, -1), np.asarray(latent_out).reshape(1, -1),
+                        np.asarray(cond_out).reshape(1, -1), eos, state.scratch_arr, steps,
+                        None if prefix is None else [prefix], threads)
+        return float(eos[0])
+
+    def batch_scratch_size(self, int rows, int n, int max_keys):
+        """Scratch floats :meth:`step_batch` needs for ``n`` streams with ``rows`` rows in all
+        (one per stream plus their prefixes) against caches of up to ``max_keys`` positions."""
+        return pt_flow_lm_scratch_size(&self.m, rows, n, max_keys)
+
+    def step_batch(self, list states, const float[:, ::1] latents_in,
+                   const float[:, ::1] noise, float[:, ::1] latents_out, float[:, ::1] conds,
+                   float[::1] eos_out, float[::1] scratch, int steps=1, prefixes=None,
+                   int threads=1):
+        """One frame of ``n = len(states)`` streams in one pass over the weights: row ``i`` of
+        every array belongs to ``states[i]`` (``latents_in``/``noise``/``latents_out`` [n,
+        ldim], ``conds`` [n, cond_dim], ``eos_out`` [n] raw EOS logits). ``prefixes``: None,
+        or a list of n (None or float32 [T, d] rows prefilled just before that stream's
+        latent). ``scratch``: float32 of at least :meth:`batch_scratch_size` floats. Each
+        stream's results are bit-identical to stepping it alone. Raises ValueError, with
+        nothing written, if a stream's KV cache would overflow."""
+        cdef int n = len(states)
+        if n == 0:
+            return
+        if (latents_in.shape[0] != n or noise.shape[0] != n or latents_out.shape[0] != n
+                or conds.shape[0] != n or eos_out.shape[0] != n
+                or latents_in.shape[1] != self.ldim or noise.shape[1] != self.ldim
+                or latents_out.shape[1] != self.ldim or conds.shape[1] != self.cond_dim):
+            raise ValueError(f"step_batch: wrong sizes: arrays must be [{n}, {self.ldim}] (conds [{n}, "
+                             f"{self.cond_dim}], eos_out [{n}])")
         if steps < 1:
             raise ValueError("steps must be >= 1")
+        if prefixes is not None and len(prefixes) != n:
+            raise ValueError("prefixes must be None or one entry per state")
+        cdef PtFlowLMRow *rows = <PtFlowLMRow *>malloc(n * sizeof(PtFlowLMRow))
+        if rows == NULL:
+            raise MemoryError()
+        cdef FlowLMState st
         cdef const float[:, ::1] pre
-        cdef const float *pre_ptr = NULL
-        cdef int T = 0
-        if prefix is not None:
-            pre = prefix
-            if pre.shape[1] != self.d_model:
-                raise ValueError(f"prefix must be [T, {self.d_model}]")
-            T = pre.shape[0]
-            if T > 0:
-                pre_ptr = &pre[0, 0]
-        if state.caches[0].offset + T + 1 > state.capacity:
-            raise ValueError(f"KV cache overflow: capacity {state.capacity} reached")
-        scratch_need = pt_flow_lm_scratch_size(&self.m, T + 1, state.capacity)
-        if scratch_need > state.scratch_arr.shape[0]:
-            state.scratch_arr = np.zeros(scratch_need, dtype=np.float32)
-            state.scratch = <float *>cnp.PyArray_DATA(<cnp.ndarray>state.scratch_arr)
-        cdef float eos = 0
-        cdef int rc
-        with nogil:
-            pt_gemm_set_threads(threads)
-            rc = pt_flow_lm_step(&self.m, state.caches, pre_ptr, T, &latent_in[0], &noise[0],
-                                 steps, &latent_out[0], &cond_out[0], &eos, state.scratch)
-            pt_gemm_set_threads(1)
+        cdef list keep = []
+        cdef int i, total = 0, max_keys = 1, rc
+        try:
+            for i in range(n):
+                st = <FlowLMState?>states[i]
+                if st.num_layers != self.num_layers:
+                    raise ValueError("a state of another model")
+                rows[i].caches = st.caches
+                rows[i].prefix = NULL
+                rows[i].T = 0
+                p = None if prefixes is None else prefixes[i]
+                if p is not None:
+                    pre = p
+                    if pre.shape[1] != self.d_model:
+                        raise ValueError(f"prefix must be [T, {self.d_model}]")
+                    keep.append(pre)
+                    rows[i].T = pre.shape[0]
+                    if rows[i].T > 0:
+                        rows[i].prefix = &pre[0, 0]
+                if st.caches[0].offset + rows[i].T + 1 > st.capacity:
+                    raise ValueError(f"KV cache overflow: capacity {st.capacity} reached")
+                rows[i].latent_in = &latents_in[i, 0]
+                rows[i].noise = &noise[i, 0]
+                rows[i].latent_out = &latents_out[i, 0]
+                rows[i].cond = &conds[i, 0]
+                rows[i].eos_logit = &eos_out[i]
+                total += rows[i].T + 1
+                max_keys = max(max_keys, st.capacity)
+            if <size_t>scratch.shape[0] < pt_flow_lm_scratch_size(&self.m, total, n, max_keys):
+                raise ValueError("step_batch: scratch smaller than batch_scratch_size()")
+            with nogil:
+                pt_gemm_set_threads(threads)
+                rc = pt_flow_lm_step(&self.m, rows, n, steps, &scratch[0])
+                pt_gemm_set_threads(1)
+        finally:
+            free(rows)
         if rc != 0:
             raise ValueError("KV cache overflow")
-        return eos
 
     def sample_head(self, FlowLMState state, const float[::1] cond, const float[::1] noise,
                     int steps, float[::1] latent_out):
@@ -378,6 +432,6 @@ cdef class FlowLMKernel:
                 or latent_out.shape[0] != self.ldim or steps < 1):
             raise ValueError("sample_head: wrong sizes or steps")
         with nogil:
-            pt_flow_head_sample(&self.m.head, &cond[0], &noise[0], steps, &latent_out[0],
+            pt_flow_head_sample(&self.m.head, &cond[0], &noise[0], 1, steps, &latent_out[0],
                                 state.scratch)
 

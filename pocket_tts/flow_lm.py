@@ -17,7 +17,7 @@ from .config import Config
 
 FlowLMState = _native.FlowLMState
 
-__all__ = ["FlowLM", "FlowLMState", "cores_available"]
+__all__ = ["BatchScratch", "FlowLM", "FlowLMState", "cores_available"]
 
 
 def cores_available() -> int:
@@ -157,3 +157,59 @@ class FlowLM:
         return self.kernel.step(
             state, latent_in, noise, steps, latent_out, cond_out, prefix, threads
         )
+
+    def step_batch(
+        self,
+        states: list[FlowLMState],
+        latents_in: np.ndarray,
+        noise: np.ndarray,
+        latents_out: np.ndarray,
+        conds: np.ndarray,
+        eos_out: np.ndarray,
+        steps: int = 1,
+        prefixes: list[np.ndarray | None] | None = None,
+        threads: int = 1,
+        scratch: BatchScratch | None = None,
+    ) -> None:
+        """One frame of ``n = len(states)`` streams in one pass over the weights (the GEMV of
+        one stream becomes a GEMM over n rows). Row ``i`` of ``latents_in`` / ``noise`` /
+        ``latents_out`` ``[n, ldim]``, ``conds`` ``[n, cond_dim]`` and ``eos_out`` ``[n]``
+        belongs to ``states[i]``; ``prefixes[i]`` (conditioning ``[T, d_model]`` or None) is
+        prefilled in the same pass. Each stream gets bit for bit what :meth:`step` gives it
+        alone. ``scratch`` (a :class:`BatchScratch`, reused across calls) avoids allocating
+        the work area each frame."""
+        rows = len(states) + sum(0 if p is None else len(p) for p in prefixes or ())
+        max_keys = max((s.capacity for s in states), default=1)
+        work = (scratch or BatchScratch()).get(self, rows, len(states), max_keys)
+        self.kernel.step_batch(
+            states,
+            _f32(latents_in),
+            _f32(noise),
+            latents_out,
+            conds,
+            eos_out,
+            work,
+            steps,
+            None if prefixes is None else [None if p is None else _f32(p) for p in prefixes],
+            threads,
+        )
+
+
+def _f32(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+class BatchScratch:
+    """The work area of batched flow-LM steps, grown to the largest batch seen and then reused
+    (an engine allocates it once per model, not per frame)."""
+
+    def __init__(self) -> None:
+        """Start empty; the first :meth:`get` allocates."""
+        self._buf = np.zeros(0, np.float32)
+
+    def get(self, lm: FlowLM, rows: int, n: int, max_keys: int) -> np.ndarray:
+        """A float32 buffer big enough for ``n`` streams, ``rows`` rows, ``max_keys`` keys."""
+        need = lm.kernel.batch_scratch_size(rows, n, max_keys)
+        if need > self._buf.shape[0]:
+            self._buf = np.zeros(need, np.float32)
+        return self._buf

@@ -108,6 +108,8 @@ class ChunkState:
 
     sampling: Sampling
     frames_after_eos: int
+    #: The stream's noise generator (the model's shared one, or the stream's own).
+    noise_source: _native.NoiseSource
     #: Flow-LM KV caches (voice prefix, then the text, then one position per frame).
     flow: FlowLMState
     #: Text-token embeddings ``[T, d_model]``, prefilled together with frame 0.
@@ -133,30 +135,26 @@ class ChunkState:
 
 
 class Stages:
-    """The per-frame work of one model, applied to a :class:`ChunkState`: read-only except for
-    the noise generator, which every stream of the model draws from in turn (like torch's
-    global generator in the reference)."""
+    """The per-frame work of one model, applied to a :class:`ChunkState`: read-only, so any
+    number of streams may use it at once. Each chunk draws its noise from the generator it was
+    created with (``ChunkState.noise_source``)."""
 
-    def __init__(self, flow_lm: FlowLM, mimi: Mimi, noise: _native.NoiseSource) -> None:
-        """Bind the two models and the model's noise generator."""
+    def __init__(self, flow_lm: FlowLM, mimi: Mimi) -> None:
+        """Bind the two models."""
         self.flow_lm = flow_lm
         self.mimi = mimi
-        self.noise = noise
         self.emb_std = np.ascontiguousarray(flow_lm.emb_std, dtype=np.float32)
         self.emb_mean = np.ascontiguousarray(flow_lm.emb_mean, dtype=np.float32)
         #: The reference fades each chunk's first 5 ms in (a fresh decoder starts on a step).
         self.fade_in = torch_linspace(0, 1, mimi.sample_rate // 200)
 
-    def draw_noise(self, out: np.ndarray, sampling: Sampling) -> None:
-        """Fill ``out`` with the next noise vector of the model's generator."""
-        self.noise.normal(out, sampling.noise_std, sampling.noise_clamp)
-
-    def skip_noise(self, n: int, sampling: Sampling) -> None:
-        """Draw and drop ``n`` noise vectors: the reference draws them where this engine does
-        not need them (a prefill runs the flow head once and discards its sample)."""
+    def skip_noise(self, source: _native.NoiseSource, n: int, sampling: Sampling) -> None:
+        """Draw and drop ``n`` noise vectors from ``source``: the reference draws them where
+        this engine does not need them (a prefill runs the flow head once and discards its
+        sample)."""
         buf = np.empty(self.flow_lm.ldim, np.float32)
         for _ in range(n):
-            self.draw_noise(buf, sampling)
+            source.normal(buf, sampling.noise_std, sampling.noise_clamp)
 
     def new_chunk(
         self,
@@ -165,8 +163,10 @@ class Stages:
         max_gen_len: int,
         frames_after_eos: int,
         sampling: Sampling,
+        noise_source: _native.NoiseSource,
     ) -> ChunkState:
-        """Allocate the state of one text chunk (``tokens``, int64) continuing ``voice``."""
+        """Allocate the state of one text chunk (``tokens``, int64) continuing ``voice``, its
+        noise drawn from ``noise_source``."""
         lm = self.flow_lm
         prefix = 0 if voice is None else voice.offset
         capacity = prefix + len(tokens) + max_gen_len
@@ -177,10 +177,12 @@ class Stages:
         else:
             flow = lm.new_state(capacity, max_prefill=max_prefill)
         text_embeddings = lm.embed_tokens(flow, tokens)
-        self.skip_noise(1, sampling)  # the reference's text prefill draws one noise vector
+        # The reference's text prefill draws one noise vector.
+        self.skip_noise(noise_source, 1, sampling)
         return ChunkState(
             sampling=sampling,
             frames_after_eos=frames_after_eos,
+            noise_source=noise_source,
             flow=flow,
             text_embeddings=text_embeddings,
             latents=np.empty((max_gen_len, lm.ldim), np.float32),
@@ -202,7 +204,7 @@ class Stages:
         """
         stats, sampling = chunk.stats, chunk.sampling
         step = stats.frames
-        self.draw_noise(chunk.noise, sampling)
+        chunk.noise_source.normal(chunk.noise, sampling.noise_std, sampling.noise_clamp)
         # The text prefill rides along with frame 0: one pass over the weights for both.
         eos = self.flow_lm.step(
             chunk.flow,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +93,14 @@ def _numpy_dtype(dtype: Any) -> np.dtype:
 
 
 class TTSModel:
-    """A loaded Pocket TTS model. Read-only once loaded; not thread-safe for concurrent
-    generation (use one instance per concurrent stream, as with the reference)."""
+    """A loaded Pocket TTS model. Read-only once loaded, and safe to generate from many threads
+    at once: every call owns its state (KV caches, decoder state, buffers).
+
+    Noise: the model has one generator, like torch's global generator in the reference, and a
+    call draws from it when no other call holds it (so sequential use from one thread gives
+    the reference's noise sequence). A call that starts while another holds it gets its own
+    generator: seeded with ``seed`` when given (so a seeded call's audio is bit-identical
+    whatever runs beside it), else from fresh entropy."""
 
     _TOKENS_PER_SECOND_ESTIMATE = 3.0
     _GEN_SECONDS_PADDING = 2.0
@@ -147,10 +155,10 @@ class TTSModel:
             {k: weights.pop(k) for k in [k for k in weights if k.startswith("mimi.")]}
         )
         self.mimi = Mimi(config, mimi_weights, dtype)
-        noise = _native.NoiseSource(
-            seed if seed is not None else int.from_bytes(np.random.bytes(8), "little")
-        )
-        self._stages = Stages(self.flow_lm, self.mimi, noise)
+        self._noise = _native.NoiseSource(seed if seed is not None else _entropy_seed())
+        # Held by the call drawing from self._noise (at most one at a time).
+        self._noise_lock = threading.Lock()
+        self._stages = Stages(self.flow_lm, self.mimi)
 
     # ------------------------------------------------------------------ loading
 
@@ -269,8 +277,24 @@ class TTSModel:
         return {} if self._last_chunk_stats is None else self._last_chunk_stats.as_dict()
 
     def seed(self, seed: int) -> None:
-        """Re-seed the noise generator (MT19937 like ``torch.manual_seed``)."""
-        self._stages.noise.seed(int(seed))
+        """Re-seed the model's noise generator (MT19937 like ``torch.manual_seed``); waits
+        while a generation is drawing from it."""
+        with self._noise_lock:
+            self._noise.seed(int(seed))
+
+    @contextmanager
+    def _noise_source(self, seed: int | None) -> Iterator[_native.NoiseSource]:
+        """The generator one call draws from: the model's (re-seeded with ``seed`` if given)
+        when free, else the call's own (see the class docstring)."""
+        if self._noise_lock.acquire(blocking=False):
+            try:
+                if seed is not None:
+                    self._noise.seed(int(seed))
+                yield self._noise
+            finally:
+                self._noise_lock.release()
+        else:
+            yield _native.NoiseSource(int(seed) if seed is not None else _entropy_seed())
 
     def _sampling(self) -> Sampling:
         """The sampling attributes as they are now (the reference reads them per generation)."""
@@ -322,8 +346,13 @@ class TTSModel:
             if hub.is_remote_path(src):
                 audio_conditioning = hub.resolve_path(src)
         voice = voice_state_from_audio(self.flow_lm, self.mimi, audio_conditioning, truncate)
-        # The reference's prompt prefill also runs the flow head once and draws noise for it.
-        self._stages.skip_noise(voice.noise_draws, self._sampling())
+        # The reference's prompt prefill also runs the flow head once and draws noise for it;
+        # skipped while a generation holds the generator (its sequence is its own).
+        if self._noise_lock.acquire(blocking=False):
+            try:
+                self._stages.skip_noise(self._noise, voice.noise_draws, self._sampling())
+            finally:
+                self._noise_lock.release()
         return voice
 
     # ------------------------------------------------------------------ generation
@@ -401,15 +430,14 @@ class TTSModel:
             self._text_options(),
             split_oversized=True,
         )
-        if seed is not None:
-            self.seed(seed)
         stop = stop if stop is not None else threading.Event()
-        for i, chunk in enumerate(chunks):
-            if stop.is_set():
-                break
-            if on_text_chunk is not None:
-                on_text_chunk(i, len(chunks), chunk.text)
-            yield from self._generate_chunk(model_state, chunk, copy_state, stop)
+        with self._noise_source(seed) as noise:
+            for i, chunk in enumerate(chunks):
+                if stop.is_set():
+                    break
+                if on_text_chunk is not None:
+                    on_text_chunk(i, len(chunks), chunk.text)
+                yield from self._generate_chunk(model_state, chunk, copy_state, stop, noise)
 
     def _generate_chunk(
         self,
@@ -417,6 +445,7 @@ class TTSModel:
         chunk: TextChunk,
         copy_state: bool,
         stop: threading.Event,
+        noise: _native.NoiseSource,
     ) -> Iterator[AudioArray]:
         """One text chunk through the pipeline; with ``copy_state=False`` the voice then
         continues after it."""
@@ -427,6 +456,7 @@ class TTSModel:
             self._estimate_max_gen_len(len(tokens)),
             chunk.frames_after_eos,
             self._sampling(),
+            noise,
         )
         self._last_chunk_stats = state.stats
         pipeline = ChunkPipeline(self._stages, state, stop, self.max_decoder_frames_per_call)
@@ -434,6 +464,10 @@ class TTSModel:
             yield audio.view(AudioArray)
         if not copy_state and voice is not None:
             voice.continue_from(state.flow)
+
+
+def _entropy_seed() -> int:
+    return int.from_bytes(os.urandom(8), "little")
 
 
 class _Consuming(dict):

@@ -269,3 +269,77 @@ def test_voice_conditioning_matches_twin(case) -> None:
     assert lm.voice_conditioning(x[:0]).shape == (bos, lm.d_model)
     with pytest.raises(ValueError, match="voice latents"):
         lm.voice_conditioning(x[:, :-1])
+
+
+def _batched_vs_alone_streams(lm: FlowLM, g: dict, n: int) -> list[dict]:
+    """``n`` streams at different positions: stream i has had 3 * i frames before, and odd
+    streams carry a text prefix (of different lengths) into the step."""
+    rng = np.random.default_rng(n)
+    streams = []
+    for i in range(n):
+        st = lm.new_state(256)
+        if i % 3 == 1:
+            lm.prefill(st, lm.voice_conditioning_from_embeddings(g["prompt"][: 5 + i]))
+        lat, cond = np.zeros(lm.ldim, np.float32), np.zeros(lm.cond_dim, np.float32)
+        x = np.full(lm.ldim, np.nan, np.float32)
+        for f in range(3 * i):
+            lm.step(st, x, g["noise"][f], lat, cond)
+            x = lat.copy()
+        prefix = lm.embed_tokens(st, g["tokens"][: 2 + i]) if i % 2 else None
+        noise = rng.standard_normal(lm.ldim).astype(np.float32)
+        streams.append({"state": st, "x": x, "noise": noise, "prefix": prefix})
+    return streams
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 9])
+def test_step_batch_is_each_stream_alone(case, n: int) -> None:
+    """A batched step gives every stream exactly (bit for bit) what stepping it alone gives:
+    different cache offsets, prefixes and noise in one pass over the weights."""
+    lm, g = case
+    alone, batched = (_batched_vs_alone_streams(lm, g, n) for _ in range(2))
+    want = []
+    for s in alone:
+        lat, cond = np.zeros(lm.ldim, np.float32), np.zeros(lm.cond_dim, np.float32)
+        eos = lm.step(s["state"], s["x"], s["noise"], lat, cond, prefix=s["prefix"])
+        want.append((lat, cond, eos, s["state"].kv.copy()))
+    lats, conds = np.zeros((n, lm.ldim), np.float32), np.zeros((n, lm.cond_dim), np.float32)
+    eos = np.zeros(n, np.float32)
+    lm.step_batch(
+        [s["state"] for s in batched],
+        np.stack([s["x"] for s in batched]),
+        np.stack([s["noise"] for s in batched]),
+        lats,
+        conds,
+        eos,
+        prefixes=[s["prefix"] for s in batched],
+        threads=2,
+    )
+    for i, (lat, cond, e, kv) in enumerate(want):
+        assert lats[i].tobytes() == lat.tobytes(), i
+        assert conds[i].tobytes() == cond.tobytes(), i
+        assert eos[i] == np.float32(e), i
+        np.testing.assert_array_equal(batched[i]["state"].kv, kv)
+        assert batched[i]["state"].offset == alone[i]["state"].offset
+
+
+def test_step_batch_refuses_overflow_writing_nothing(case) -> None:
+    lm, g = case
+    full = lm.new_state(1)
+    ok = lm.new_state(8)
+    lat = np.zeros((1, lm.ldim), np.float32)
+    x = np.full((2, lm.ldim), np.nan, np.float32)
+    lm.step(full, x[0], g["noise"][0], lat[0], np.zeros(lm.cond_dim, np.float32))
+    before = ok.kv.copy()
+    with pytest.raises(ValueError, match="overflow"):
+        lm.step_batch(
+            [ok, full],
+            x,
+            g["noise"][:2],
+            np.zeros((2, lm.ldim), np.float32),
+            np.zeros((2, lm.cond_dim), np.float32),
+            np.zeros(2, np.float32),
+        )
+    assert ok.offset == 0
+    np.testing.assert_array_equal(ok.kv, before)
+    with pytest.raises(ValueError, match="sizes"):
+        lm.step_batch([ok], x, g["noise"][:2], lat, lat, np.zeros(1, np.float32))

@@ -420,7 +420,7 @@ def test_text_attributes_take_effect_as_in_the_reference(small, surface, case, m
     def chunks_of(text: str) -> list[list]:
         seen: list[list] = []
 
-        def record(voice, chunk, copy_state, stop):
+        def record(voice, chunk, copy_state, stop, noise):
             seen.append([chunk.text, chunk.frames_after_eos])
             return iter(())
 

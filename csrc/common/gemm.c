@@ -64,6 +64,7 @@ typedef struct {
     const float *x, *bias;
     const PtMatrix *w;
     int ldy, ldx, M, acc, p_begin, p_end;
+    int gemv_order; /* every row in the one-row (GEMV) order: pt_gemm_set_gemv_order */
 } GemmJob;
 
 #ifdef PT_HAVE_X86
@@ -98,53 +99,121 @@ TARGET static inline __attribute__((always_inline)) void load16(const void *pp, 
     }
 }
 
-/* R rows (1..6; 0 = a one-row call) x 16 columns over k: 2R accumulators, R broadcasts +
+/* R rows (1..3) x 16 columns over one k-block in the one-row (GEMV) order: two accumulator
+ * pairs per row over even / odd k hide the FMA latency, which otherwise caps compact dtypes
+ * below DRAM speed for a single row. The pairs' partial sums live in sums[r][32] (even k, then
+ * odd k) between blocks (an exact float round trip; blocks start at even k), and a row's
+ * result is their sum at the end, so rows give the same bits whatever R, M or the blocking:
+ * a flow-LM step of n streams (pt_gemm_set_gemv_order) matches each stream stepped alone. */
+TARGET static inline __attribute__((always_inline)) void tile_gemv(float *sums, const float *x,
+                                                                   int ldx, const void *pp,
+                                                                   int k, const int R,
+                                                                   const int dtype, int first) {
+    __m256 b[3][2], c[3][2], w0, w1;
+#pragma GCC unroll 3
+    for (int r = 0; r < R; r++) {
+        const float *sr = sums + r * 2 * PT_PANEL;
+        b[r][0] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(sr);
+        b[r][1] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(sr + 8);
+        c[r][0] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(sr + 16);
+        c[r][1] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(sr + 24);
+    }
+    int i = 0;
+    /* Compact weights are prefetched non-temporally 2 KiB ahead (one line per two panel
+     * rows at most): read once per frame, they then stop evicting the decoder thread's
+     * working set from L3 (docs/performance.md). float32 gains nothing from it and is left
+     * to the hardware prefetcher. A prefetch past the last panel cannot fault. */
+    const char *pb = (const char *)pp;
+    const size_t rb = dtype == PT_I8 ? PT_PANEL : 2 * PT_PANEL;
+    for (; i + 2 <= k; i += 2) {
+        if (dtype != PT_F32) _mm_prefetch(pb + (size_t)i * rb + 2048, _MM_HINT_NTA);
+        load16(pp, i, dtype, &w0, &w1);
+#pragma GCC unroll 3
+        for (int r = 0; r < R; r++) {
+            __m256 xb = _mm256_broadcast_ss(x + (size_t)r * ldx + i);
+            b[r][0] = _mm256_fmadd_ps(xb, w0, b[r][0]);
+            b[r][1] = _mm256_fmadd_ps(xb, w1, b[r][1]);
+        }
+        load16(pp, i + 1, dtype, &w0, &w1);
+#pragma GCC unroll 3
+        for (int r = 0; r < R; r++) {
+            __m256 xb = _mm256_broadcast_ss(x + (size_t)r * ldx + i + 1);
+            c[r][0] = _mm256_fmadd_ps(xb, w0, c[r][0]);
+            c[r][1] = _mm256_fmadd_ps(xb, w1, c[r][1]);
+        }
+    }
+    if (i < k) { /* an odd k: the last block's last row */
+        load16(pp, i, dtype, &w0, &w1);
+#pragma GCC unroll 3
+        for (int r = 0; r < R; r++) {
+            __m256 xb = _mm256_broadcast_ss(x + (size_t)r * ldx + i);
+            b[r][0] = _mm256_fmadd_ps(xb, w0, b[r][0]);
+            b[r][1] = _mm256_fmadd_ps(xb, w1, b[r][1]);
+        }
+    }
+#pragma GCC unroll 3
+    for (int r = 0; r < R; r++) {
+        float *sr = sums + r * 2 * PT_PANEL;
+        _mm256_storeu_ps(sr, b[r][0]);
+        _mm256_storeu_ps(sr + 8, b[r][1]);
+        _mm256_storeu_ps(sr + 16, c[r][0]);
+        _mm256_storeu_ps(sr + 24, c[r][1]);
+    }
+}
+
+/* out[16] = a row's even-k plus odd-k partial sums (tile_gemv). */
+TARGET static inline void finish_gemv(float *out, const float *sr) {
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(sr), _mm256_loadu_ps(sr + 16)));
+    _mm256_storeu_ps(out + 8, _mm256_add_ps(_mm256_loadu_ps(sr + 8), _mm256_loadu_ps(sr + 24)));
+}
+
+/* The GEMV order over M rows (one-row calls, or pt_gemm_set_gemv_order): per output panel,
+ * k-blocks that stay in L1 while every 3-row tile of the row block consumes them. */
+#define PT_DEFINE_GEMV(NAME, DTYPE, ESIZE)                                                     \
+    TARGET static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w,     \
+                            int M, const float *bias, int acc, int p_begin, int p_end) {       \
+        int k = w->in;                                                                         \
+        /* One tile: nothing to share a block with, one pass over k. */                        \
+        int kc = M <= 3 ? k : (PT_KC_BYTES / (PT_PANEL * (ESIZE))) & ~1;                       \
+        float sums[PT_ROW_BLOCK * 2 * PT_PANEL], buf[PT_PANEL];                                \
+        for (int rb = 0; rb < M; rb += PT_ROW_BLOCK) {                                         \
+            int rb_end = M - rb < PT_ROW_BLOCK ? M : rb + PT_ROW_BLOCK;                        \
+            for (int p = p_begin; p < p_end; p++) {                                            \
+                const char *pp = (const char *)w->data + (size_t)p * k * PT_PANEL * (ESIZE);   \
+                int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;\
+                for (int kb = 0; kb < k; kb += kc) {                                           \
+                    int kn = k - kb < kc ? k - kb : kc;                                        \
+                    const char *pk = pp + (size_t)kb * PT_PANEL * (ESIZE);                     \
+                    for (int r0 = rb; r0 < rb_end; r0 += 3) {                                  \
+                        int R = rb_end - r0 < 3 ? rb_end - r0 : 3;                             \
+                        float *sr = sums + (size_t)(r0 - rb) * 2 * PT_PANEL;                   \
+                        const float *xr = x + (size_t)r0 * ldx + kb;                           \
+                        if (R == 1) tile_gemv(sr, xr, ldx, pk, kn, 1, DTYPE, kb == 0);         \
+                        else if (R == 2) tile_gemv(sr, xr, ldx, pk, kn, 2, DTYPE, kb == 0);    \
+                        else tile_gemv(sr, xr, ldx, pk, kn, 3, DTYPE, kb == 0);                \
+                    }                                                                          \
+                }                                                                              \
+                for (int r = rb; r < rb_end; r++) {                                            \
+                    finish_gemv(buf, sums + (size_t)(r - rb) * 2 * PT_PANEL);                  \
+                    store_row(y + (size_t)r * ldy + p * PT_PANEL, buf, w, p, cols, bias, acc); \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+/* R rows (1..6) x 16 columns over k: 2R accumulators, R broadcasts +
  * one panel row per k. Multi-row tiles run over one k-block: they start from zero (first) or
  * from the partial sums in out (a float round trip, exact, so the k order is unchanged), and
  * prefetch pf + i * pfs (their share of the next block).
- * One accumulation order for every R, so a row's result never depends on its neighbours (a
- * single row is latency-bound at 16 weights per FMA latency, still above DRAM bandwidth). */
+ * One accumulation order for every R, so a row's result never depends on its neighbours
+ * (a one-row call takes tile_gemv instead: calls of one row always do, calls of more rows
+ * never do unless they ask for the GEMV order). */
 TARGET static inline __attribute__((always_inline)) void tile(float *out, const float *x,
                                                               int ldx, const void *pp, int k,
                                                               const int R, const int dtype,
                                                               const char *pf, int pfs,
                                                               int first) {
     __m256 a[6][2], w0, w1;
-    if (R == 0) {
-        /* A call with a single row (the flow-LM step, a GEMV): two accumulator pairs over
-         * even/odd k hide the FMA latency, which otherwise caps compact dtypes below DRAM
-         * speed. Only whole calls of one row take this path, so every row of a multi-row call
-         * is still computed the same way whatever the call size. */
-        __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-        __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
-        int i = 0;
-        /* Compact weights are prefetched non-temporally 2 KiB ahead (one line per two panel
-         * rows at most): read once per frame, they then stop evicting the decoder thread's
-         * working set from L3 (docs/performance.md). float32 gains nothing from it and is left
-         * to the hardware prefetcher. A prefetch past the last panel cannot fault. */
-        const char *pb = (const char *)pp;
-        const size_t rb = dtype == PT_I8 ? PT_PANEL : 2 * PT_PANEL;
-        for (; i + 2 <= k; i += 2) {
-            if (dtype != PT_F32) _mm_prefetch(pb + (size_t)i * rb + 2048, _MM_HINT_NTA);
-            load16(pp, i, dtype, &w0, &w1);
-            __m256 xb = _mm256_broadcast_ss(x + i);
-            b0 = _mm256_fmadd_ps(xb, w0, b0);
-            b1 = _mm256_fmadd_ps(xb, w1, b1);
-            load16(pp, i + 1, dtype, &w0, &w1);
-            xb = _mm256_broadcast_ss(x + i + 1);
-            c0 = _mm256_fmadd_ps(xb, w0, c0);
-            c1 = _mm256_fmadd_ps(xb, w1, c1);
-        }
-        if (i < k) {
-            load16(pp, i, dtype, &w0, &w1);
-            __m256 xb = _mm256_broadcast_ss(x + i);
-            b0 = _mm256_fmadd_ps(xb, w0, b0);
-            b1 = _mm256_fmadd_ps(xb, w1, b1);
-        }
-        _mm256_storeu_ps(out, _mm256_add_ps(b0, c0));
-        _mm256_storeu_ps(out + 8, _mm256_add_ps(b1, c1));
-        return;
-    }
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++) {
         a[r][0] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(out + r * PT_PANEL);
@@ -218,16 +287,6 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
     TARGET static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w,     \
                             int M, const float *bias, int acc, int p_begin, int p_end) {       \
         int k = w->in, kc0 = PT_KC_BYTES / (PT_PANEL * (ESIZE));                               \
-        if (M == 1) { /* the GEMV: one pass over k, scalar store */                            \
-            float buf[PT_PANEL];                                                               \
-            for (int p = p_begin; p < p_end; p++) {                                            \
-                const char *pp = (const char *)w->data + (size_t)p * k * PT_PANEL * (ESIZE);   \
-                int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;\
-                tile(buf, x, ldx, pp, k, 0, DTYPE, NULL, 0, 1);                                \
-                store_row(y + p * PT_PANEL, buf, w, p, cols, bias, acc);                       \
-            }                                                                                  \
-            return;                                                                            \
-        }                                                                                      \
         float sums[PT_ROW_BLOCK * PT_PANEL], buf[6 * PT_PANEL];                                \
         float wb[PT_KC_WIDE * PT_PANEL] __attribute__((aligned(32)));                          \
         /* Row blocks keep their activations cache-resident across all panels. */              \
@@ -282,6 +341,10 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
         }                                                                                      \
     }
 
+PT_DEFINE_GEMV(gemv_avx2_f32, PT_F32, 4)
+PT_DEFINE_GEMV(gemv_avx2_f16, PT_F16, 2)
+PT_DEFINE_GEMV(gemv_avx2_bf16, PT_BF16, 2)
+PT_DEFINE_GEMV(gemv_avx2_i8, PT_I8, 1)
 PT_DEFINE_GEMM(gemm_avx2_f32, PT_F32, 4)
 PT_DEFINE_GEMM(gemm_avx2_f16, PT_F16, 2)
 PT_DEFINE_GEMM(gemm_avx2_bf16, PT_BF16, 2)
@@ -324,18 +387,23 @@ static void run_avx2(const GemmJob *j) {
         gemm_avx2_col1_f32(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc);
         return;
     }
+    const int gemv = j->M == 1 || j->gemv_order;
     switch (j->w->dtype) {
     case PT_F16:
-        gemm_avx2_f16(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc, j->p_begin, j->p_end);
+        (gemv ? gemv_avx2_f16 : gemm_avx2_f16)(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias,
+                                                j->acc, j->p_begin, j->p_end);
         break;
     case PT_BF16:
-        gemm_avx2_bf16(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc, j->p_begin, j->p_end);
+        (gemv ? gemv_avx2_bf16 : gemm_avx2_bf16)(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias,
+                                                j->acc, j->p_begin, j->p_end);
         break;
     case PT_I8:
-        gemm_avx2_i8(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc, j->p_begin, j->p_end);
+        (gemv ? gemv_avx2_i8 : gemm_avx2_i8)(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias,
+                                                j->acc, j->p_begin, j->p_end);
         break;
     default:
-        gemm_avx2_f32(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias, j->acc, j->p_begin, j->p_end);
+        (gemv ? gemv_avx2_f32 : gemm_avx2_f32)(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias,
+                                                j->acc, j->p_begin, j->p_end);
         break;
     }
 }
@@ -361,6 +429,14 @@ static void *job_thread(void *arg) {
 static __thread int gemm_threads = 1;
 /* This thread offers its products to a helper (PT_GEMM_SHARED). */
 static __thread int gemm_shared = 0;
+/* This thread's products compute every row in the one-row order (pt_gemm_set_gemv_order). */
+static __thread int gemm_gemv_order = 0;
+
+int pt_gemm_set_gemv_order(int on) {
+    int was = gemm_gemv_order;
+    gemm_gemv_order = on != 0;
+    return was;
+}
 
 void pt_gemm_set_threads(int n) {
     gemm_shared = n == PT_GEMM_SHARED;
@@ -474,7 +550,7 @@ void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int 
              const float *bias, int accumulate) {
     if (M <= 0) return;
     int panels = (w->out + PT_PANEL - 1) / PT_PANEL;
-    GemmJob job = {y, x, bias, w, ldy, ldx, M, accumulate, 0, panels};
+    GemmJob job = {y, x, bias, w, ldy, ldx, M, accumulate, 0, panels, gemm_gemv_order};
     const int by_rows = split_rows(panels, M);
     if (gemm_shared && (panels >= 2 || by_rows) && panels / 32 < 0xffff &&
         atomic_load_explicit(&shared_helpers, memory_order_acquire) > 0 &&

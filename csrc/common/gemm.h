@@ -9,8 +9,12 @@
  * With one row this is a GEMV reading each weight once (memory-bound: compact dtypes move
  * fewer bytes); with more rows each panel stays in cache across row tiles.
  *
- * Each output row is accumulated over k in the same order whatever M is, so a row's result does
- * not depend on how many rows share the call (frame-by-frame == batch, bit for bit). */
+ * Each output row of a multi-row call is accumulated over k in the same order whatever M is, so
+ * a row's result does not depend on how many rows share the call (frame-by-frame == batch, bit
+ * for bit). A one-row call (the GEMV) uses its own order, split over even / odd k to hide the
+ * FMA latency; pt_gemm_set_gemv_order makes a thread's multi-row calls use it for every row,
+ * so n streams stepped together give each stream what its one-row calls would. The portable
+ * path has a single order for everything. */
 #ifndef PT_GEMM_H
 #define PT_GEMM_H
 #include <stddef.h>
@@ -42,6 +46,10 @@ void pt_gemm(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int 
  * with n = PT_GEMM_SHARED, offer every product to a helper thread (pt_gemm_help_until). */
 void pt_gemm_set_threads(int n);
 #define PT_GEMM_SHARED (-1)
+
+/* on != 0: this thread's products compute every row in the one-row (GEMV) order, helpers and
+ * split threads included (the flow-LM step of several streams). Returns the previous setting. */
+int pt_gemm_set_gemv_order(int on);
 
 /* Help with the shared products other threads post until *progress >= target (spinning: call
  * it only on a core that would otherwise idle). Bit-identical to the poster working alone. */

@@ -28,9 +28,16 @@ typedef struct {
 /* Scratch floats needed to run T tokens at once against a cache of `max_keys` slots. */
 size_t pt_transformer_scratch_size(const PtTransformerShape *s, int T, int max_keys);
 
-/* Runs one flow-LM layer in place on x[T, d] (no layer scale: scale1 / scale2 are ignored);
- * appends to `cache`. Returns 0 or -1 (cache overflow). */
-int pt_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w, PtKVCache *cache,
-                         float *x, int T, float *scratch);
+/* Runs one flow-LM layer in place on x[T, d] (no layer scale: scale1 / scale2 are ignored).
+ * The rows are n_seg streams' runs, one after another: segment i is seg_rows[i] rows (sum = T)
+ * at the positions that follow caches[i] and appended to it. Every product covers all T rows
+ * (one pass over the weights for every stream); RoPE and attention run per segment. The first
+ * gemv_rows rows are computed in gemm.h's one-row order (streams that alone would run one-row
+ * products), the rest in its multi-row order, so a row's result does not depend on the other
+ * segments. Scratch: pt_transformer_scratch_size(s, T,
+ * largest capacity). Returns 0 or -1 (a cache would overflow; nothing is written then). */
+int pt_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w,
+                         PtKVCache *const *caches, const int *seg_rows, int n_seg,
+                         int gemv_rows, float *x, int T, float *scratch);
 
 #endif

@@ -20,4 +20,5 @@ cdef extern from "transformer.h" nogil:
         const float *scale2
     size_t pt_transformer_scratch_size(const PtTransformerShape *s, int T, int max_keys)
     int pt_transformer_layer(const PtTransformerShape *s, const PtLayerWeights *w,
-                             PtKVCache *cache, float *x, int T, float *scratch)
+                             PtKVCache *const *caches, const int *seg_rows, int n_seg,
+                             int gemv_rows, float *x, int T, float *scratch)

@@ -2,7 +2,8 @@
  * dtype: the head is read once per frame, like the transformer); biases are plain float32.
  *
  * The flow-LM sampler head (SimpleMLPAdaLN) and its decoders (lsd, flow_matching, drifting,
- * pointwise): latent = decode(v(c, ., x), noise). One vector per call (batch 1). */
+ * pointwise): latent = decode(v(c, ., x), noise), for M rows at once (one pass over the
+ * weights for M streams; each row's result is the same as alone). */
 #ifndef PT_FLOW_HEAD_H
 #define PT_FLOW_HEAD_H
 #include <stddef.h>
@@ -37,11 +38,11 @@ typedef struct {
     PtMatrix final_w; const float *final_b;         /* [ldim, W], [ldim] */
 } PtFlowHead;
 
-/* Scratch floats for one call. */
-size_t pt_flow_head_scratch_size(const PtFlowHead *f);
+/* Scratch floats for a call of M rows. */
+size_t pt_flow_head_scratch_size(const PtFlowHead *f, int M);
 
-/* latent[ldim] = decode(v(c, ...), noise[ldim]) with `steps` steps; c is [cond_dim]. */
-void pt_flow_head_sample(const PtFlowHead *f, const float *c, const float *noise, int steps,
-                         float *latent, float *scratch);
+/* latent[M, ldim] = decode(v(c, ...), noise[M, ldim]) with `steps` steps; c is [M, cond_dim]. */
+void pt_flow_head_sample(const PtFlowHead *f, const float *c, const float *noise, int M,
+                         int steps, float *latent, float *scratch);
 
 #endif

@@ -36,6 +36,6 @@ cdef extern from "flow_head.h" nogil:
         const float *final_ada_b
         PtMatrix final_w
         const float *final_b
-    size_t pt_flow_head_scratch_size(const PtFlowHead *f)
-    void pt_flow_head_sample(const PtFlowHead *f, const float *c, const float *noise, int steps,
-                             float *latent, float *scratch)
+    size_t pt_flow_head_scratch_size(const PtFlowHead *f, int M)
+    void pt_flow_head_sample(const PtFlowHead *f, const float *c, const float *noise, int M,
+                             int steps, float *latent, float *scratch)

@@ -3,7 +3,7 @@
  *
  * Sequence layout: [bos_before_voice?, voice..., text..., latent_0, latent_1, ...], one causal
  * transformer over continuous positions; prefill runs a block of conditioning embeddings,
- * step runs one latent and samples the next one. */
+ * step runs one latent per stream, for any number of streams, and samples the next ones. */
 #ifndef PT_FLOW_LM_H
 #define PT_FLOW_LM_H
 #include <stddef.h>
@@ -30,8 +30,21 @@ typedef struct {
     PtFlowHead head;
 } PtFlowLM;
 
-/* Scratch floats for runs of up to T positions against caches of up to max_keys entries. */
-size_t pt_flow_lm_scratch_size(const PtFlowLM *m, int T, int max_keys);
+/* One stream's part of a batched step (pt_flow_lm_step). */
+typedef struct {
+    PtKVCache *caches;        /* [num_layers], this stream's */
+    const float *prefix;      /* [T, d] conditioning rows prefilled just before the latent */
+    int T;                    /* 0: none (prefix may be NULL) */
+    const float *latent_in;   /* [ldim]; NaN -> bos_emb */
+    const float *noise;       /* [ldim] */
+    float *latent_out;        /* [ldim] */
+    float *cond;              /* [cond_dim]: out_norm (-> z_proj), the head's conditioning */
+    float *eos_logit;         /* [1] */
+} PtFlowLMRow;
+
+/* Scratch floats for runs of up to T positions (all streams' rows together, n of them
+ * stepped) against caches of up to max_keys entries. */
+size_t pt_flow_lm_scratch_size(const PtFlowLM *m, int T, int n, int max_keys);
 
 /* out[T, d] = text embeddings of tokens[T] (lookup, then low-rank projection if any).
  * Returns -1 on an out-of-range token id. */
@@ -42,14 +55,15 @@ int pt_flow_lm_embed_tokens(const PtFlowLM *m, const long long *tokens, int T, i
  * Returns 0 or -1 on cache overflow. */
 int pt_flow_lm_prefill(const PtFlowLM *m, PtKVCache *caches, float *x, int T, float *scratch);
 
-/* One autoregressive step: latent_in[ldim] (NaN -> bos_emb) -> transformer -> out_norm
- * (-> z_proj) = cond[cond_dim]; eos_logit; latent_out = head(cond, noise). Returns 0 / -1.
- * With T > 0, prefix[T, d] conditioning rows are prefilled in the same transformer pass, just
- * before the latent: the weights are streamed once instead of twice (a text chunk's prefill
- * and its first frame; the first latent's input does not depend on the prefill's output).
- * Scratch: pt_flow_lm_scratch_size(m, T + 1, ...). */
-int pt_flow_lm_step(const PtFlowLM *m, PtKVCache *caches, const float *prefix, int T,
-                    const float *latent_in, const float *noise, int steps, float *latent_out,
-                    float *cond, float *eos_logit, float *scratch);
+/* One autoregressive step of n streams in one pass over the weights: for each stream,
+ * latent_in (NaN -> bos_emb) -> transformer -> out_norm (-> z_proj) = cond; eos_logit;
+ * latent_out = head(cond, noise), the head's products over all n rows at once. A stream's
+ * prefix rows ride along just before its latent (a text chunk's prefill and its first frame:
+ * the first latent's input does not depend on the prefill's output). Each stream's results
+ * are bit-identical to stepping it alone. All streams sample with `steps` head steps.
+ * Scratch: pt_flow_lm_scratch_size(m, n + sum T, n, largest capacity). Returns 0, or -1 if a
+ * stream's cache would overflow (checked before anything is written). */
+int pt_flow_lm_step(const PtFlowLM *m, const PtFlowLMRow *rows, int n, int steps,
+                    float *scratch);
 
 #endif

@@ -23,11 +23,19 @@ cdef extern from "flow_lm.h" nogil:
         int embed_dim
         PtMatrix embed_proj
         PtFlowHead head
-    size_t pt_flow_lm_scratch_size(const PtFlowLM *m, int T, int max_keys)
+    ctypedef struct PtFlowLMRow:
+        PtKVCache *caches
+        const float *prefix
+        int T
+        const float *latent_in
+        const float *noise
+        float *latent_out
+        float *cond
+        float *eos_logit
+    size_t pt_flow_lm_scratch_size(const PtFlowLM *m, int T, int n, int max_keys)
     int pt_flow_lm_embed_tokens(const PtFlowLM *m, const long long *tokens, int T, int n_bins,
                                 float *out, float *scratch)
     int pt_flow_lm_prefill(const PtFlowLM *m, PtKVCache *caches, float *x, int T,
                            float *scratch)
-    int pt_flow_lm_step(const PtFlowLM *m, PtKVCache *caches, const float *prefix, int T,
-                        const float *latent_in, const float *noise, int steps,
-                        float *latent_out, float *cond, float *eos_logit, float *scratch)
+    int pt_flow_lm_step(const PtFlowLM *m, const PtFlowLMRow *rows, int n, int steps,
+                        float *scratch)
