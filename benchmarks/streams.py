@@ -41,7 +41,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
@@ -62,8 +62,16 @@ class StreamTiming:
     last_chunk: float | None = None
     samples: int = 0
 
+    def chunk_marks(self) -> tuple[float, float]:
+        """(first chunk, last chunk) of a stream that made audio."""
+        if self.first_chunk is None or self.last_chunk is None:
+            raise ValueError("a stream made no audio: only streams that ran have chunk times")
+        return self.first_chunk, self.last_chunk
 
-def open_stream(model: Any, voice: Any, seed: int, stop: threading.Event) -> Iterator[Any]:
+
+def open_stream(
+    model: Any, voice: Any, seed: int, stop: threading.Event
+) -> Generator[Any, None, None]:
     """One stream of ``SENTENCE`` through the engine's public API (the reference has no
     per-call seed)."""
     if IS_REFERENCE:
@@ -155,12 +163,16 @@ def throughput(model: Any, timings: list[StreamTiming]) -> dict[str, float]:
     """Audio seconds per wall second over all streams, the slowest stream's real-time factor,
     and the first-audio times of streams that all started together."""
     rate = model.sample_rate
-    wall = max(t.last_chunk for t in timings) - min(t.call for t in timings)
-    first_ms = [1000 * (t.first_chunk - t.call) for t in timings]
+    marks = [t.chunk_marks() for t in timings]
+    wall = max(last for _, last in marks) - min(t.call for t in timings)
+    first_ms = [1000 * (first - t.call) for (first, _), t in zip(marks, timings, strict=True)]
     return {
         "audio_s_per_stream": timings[0].samples / rate,
         "audio_s_per_s": sum(t.samples for t in timings) / rate / wall,
-        "slowest_rtf": max((t.last_chunk - t.call) / (t.samples / rate) for t in timings),
+        "slowest_rtf": max(
+            (last - t.call) / (t.samples / rate)
+            for (_, last), t in zip(marks, timings, strict=True)
+        ),
         "start_ttfa_ms_p50": float(np.percentile(first_ms, 50)),
         "start_ttfa_ms_max": max(first_ms),
     }
