@@ -337,6 +337,8 @@ def load(args: argparse.Namespace) -> tuple[Any, Any, dict]:
         from pocket_tts import TTSModel
 
         model = TTSModel.load_model(config=args.config, eos_threshold=1e9, dtype=args.dtype, seed=0)
+        # Room for N streams plus the timed joiners, none of them queued.
+        model.engine.configure(max_streams=max(16, args.n + 1))
         identity = {"engine": "ours", "dtype": args.dtype}
     return model, model.get_state_for_audio_prompt(args.voice), identity
 

@@ -10,7 +10,7 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-__all__ = ["TTSModel", "export_model_state"]
+__all__ = ["EngineFullError", "TTSModel", "export_model_state"]
 __version__ = "0.1.0"
 
 
@@ -35,6 +35,10 @@ def __getattr__(name: str) -> Any:
         from .tts_model import TTSModel
 
         return TTSModel
+    if name == "EngineFullError":
+        from .engine import EngineFullError
+
+        return EngineFullError
     if name == "export_model_state":
         from .voice import export_model_state
 

@@ -132,6 +132,10 @@ class FlowLMState:
         """Transformer layers (one KV cache each)."""
 
     @property
+    def nbytes(self) -> int:
+        """Bytes this state owns: its KV caches and its prefill scratch."""
+
+    @property
     def offset(self) -> int:
         """Positions written so far (the next token's position)."""
 

@@ -138,6 +138,11 @@ cdef class FlowLMState:
         """Positions written so far (the next token's position)."""
         return int(self.caches[0].offset) if self.num_layers else 0
 
+    @property
+    def nbytes(self):
+        """Bytes this state owns: its KV caches and its prefill scratch."""
+        return int(self.kv.nbytes + self.scratch_arr.nbytes)
+
 
 
 cdef class FlowLMKernel:
@@ -381,9 +386,13 @@ cdef class FlowLMKernel:
             raise ValueError("steps must be >= 1")
         if prefixes is not None and len(prefixes) != n:
             raise ValueError("prefixes must be None or one entry per state")
-        cdef PtFlowLMRow *rows = <PtFlowLMRow *>malloc(n * sizeof(PtFlowLMRow))
-        if rows == NULL:
-            raise MemoryError()
+        # Up to 32 streams on the stack: a steady state allocates nothing per frame.
+        cdef PtFlowLMRow local_rows[32]
+        cdef PtFlowLMRow *rows = local_rows
+        if n > 32:
+            rows = <PtFlowLMRow *>malloc(n * sizeof(PtFlowLMRow))
+            if rows == NULL:
+                raise MemoryError()
         cdef FlowLMState st
         cdef const float[:, ::1] pre
         cdef list keep = []
@@ -421,7 +430,8 @@ cdef class FlowLMKernel:
                 rc = pt_flow_lm_step(&self.m, rows, n, steps, &scratch[0])
                 pt_gemm_set_threads(1)
         finally:
-            free(rows)
+            if rows != local_rows:
+                free(rows)
         if rc != 0:
             raise ValueError("KV cache overflow")
 

@@ -1,63 +1,34 @@
 """The generation of one text chunk: tokens -> flow LM -> latents -> Mimi decoder -> audio.
 
-Three pieces, kept apart so that a multi-stream engine can reuse the first two:
+Two pieces, the engine's material (:mod:`pocket_tts.engine` schedules them on its threads):
 
 * :class:`ChunkState`, the per-stream state: everything one text chunk needs, allocated once
   before its first frame (flow-LM KV caches starting from the voice, the text embeddings,
   latents, decoder input, Mimi decoder state, audio buffer, EOS bookkeeping), plus its
-  :class:`Sampling` settings.
-* :class:`Stages`, the per-frame work, shared by every stream of a model:
-  :meth:`Stages.flow_lm_frame` (one noise draw, one flow-LM step, the EOS rule) and
-  :meth:`Stages.decode_frames` (denormalise and decode a run of latents into the audio buffer).
-* :class:`ChunkPipeline`, the scheduler of one stream on two threads.
+  :class:`Sampling` settings and its noise generator.
+* :class:`Stages`, the per-frame work, shared by every stream of a model (read-only):
+  :meth:`Stages.flow_lm_frames` (one noise draw per stream, one batched flow-LM step over all
+  of them, the EOS rule) and :meth:`Stages.decode_frames` (denormalise and decode a run of one
+  stream's latents into its audio buffer).
 
-Threads and helping (the full account, with the C side, is ``docs/threading.md``)
----------------------------------------------------------------------------------
-The flow-LM loop (:meth:`ChunkPipeline._flow_lm_loop`) runs on a worker thread named
-``pocket-tts-flow-lm``; the decoder loop (:meth:`ChunkPipeline.audio`) runs on the thread that
-iterates the audio. Latents go from the first to the second through a queue. Both threads
-spend their time in C kernels that release the GIL, so each keeps one core busy. With two cores
-(``share``), neither core idles while the other works:
-
-* the flow LM runs every step with ``threads=SHARED``: each large product is posted, in chunks,
-  to the native module's shared-product slot, where a thread waiting in ``help_until`` takes
-  chunks too. The decoder thread, whenever it finds no latent queued, waits in
-  ``_native.help_until(lm_progress, received + 1)``: it computes chunks of the flow LM's
-  products until the flow LM publishes the next frame (``progress_store`` after queueing it) or
-  ends (``LM_FINISHED``);
-* the first frame is decoded with ``threads=SHARED`` while the flow LM, its frame 0 done, waits
-  in ``_native.help_until(first_audio.progress, 1)`` computing chunks of the decoder's products;
-  the decoder stores 1 there once the first audio is out (time to first audio). Frame 0 also
-  carries the text prefill, with the decoder thread helping.
-
-A helped product is bit-identical to the poster computing it alone, and every frame's noise is
-drawn on the flow-LM thread in frame order, so the audio does not depend on the threads, the
-cores or how frames are grouped into decoder calls. With one core, the first frame and the
-first decode split their large products over two threads instead, and nobody helps.
+Every frame's noise is drawn from the stream's own generator in frame order, and a batched
+step gives each row the bits it gets alone, so a stream's audio does not depend on the
+threads, the cores, the other streams or how frames are grouped into decoder calls.
 """
 
 from __future__ import annotations
 
-import logging
-import queue
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import _native
 from .audio.resample import torch_linspace
-from .flow_lm import FlowLM, FlowLMState, cores_available
+from .flow_lm import BatchScratch, FlowLM, FlowLMState
 from .mimi import Mimi, MimiDecoderState
 from .voice import VoiceState
 
-__all__ = ["LM_FINISHED", "ChunkPipeline", "ChunkState", "ChunkStats", "Sampling", "Stages"]
-
-logger = logging.getLogger("pocket_tts")
-
-#: ``lm_progress`` value meaning "the flow LM has returned": ``help_until`` stops waiting.
-LM_FINISHED = 1 << 30
+__all__ = ["ChunkState", "ChunkStats", "Sampling", "Stages", "StepWork"]
 
 
 @dataclass(frozen=True)
@@ -124,8 +95,6 @@ class ChunkState:
     stats: ChunkStats
     #: The flow LM's input latent: NaN (BOS) for frame 0, then the previous frame's latent.
     latent_in: np.ndarray
-    noise: np.ndarray
-    cond: np.ndarray
     frames_decoded: int = 0
 
     @property
@@ -191,31 +160,90 @@ class Stages:
             audio=np.empty(max_gen_len * self.mimi.frame_size, np.float32),
             stats=ChunkStats(max_gen_len, np.full(max_gen_len, np.nan, np.float32)),
             latent_in=np.full(lm.ldim, np.nan, np.float32),
-            noise=np.empty(lm.ldim, np.float32),
-            cond=np.empty(lm.cond_dim, np.float32),
         )
 
-    def flow_lm_frame(self, chunk: ChunkState, threads: int) -> bool:
-        """Sample the chunk's next latent into ``chunk.latents[chunk.stats.frames]``.
+    def flow_lm_frames(
+        self, chunks: list[ChunkState], threads: int, work: StepWork
+    ) -> list[bool | Exception]:
+        """Sample the next latent of every chunk (all with the same ``decode_steps``) into
+        ``chunk.latents[chunk.stats.frames]``, in one pass over the weights; a chunk at frame 0
+        has its text prefilled in the same pass.
 
-        Returns False, without emitting it, when the frame is past the end: EOS was seen (from
-        frame ``min_frames_before_eos`` on) ``frames_after_eos`` frames ago, as in the
-        reference. ``threads`` is the products' thread mode (1, 2 or ``_native.SHARED``).
+        Per chunk, returns True (the frame is emitted), False (the frame is past the end: EOS
+        was seen, from frame ``min_frames_before_eos`` on, ``frames_after_eos`` frames ago, as
+        in the reference) or the exception its step raised. A batch that fails is retried row
+        by row with the noise already drawn, so one bad stream cannot fail the others.
+        ``threads`` is the products' thread mode (1, 2 or ``_native.SHARED``).
         """
+        n = len(chunks)
+        latents_in, noise, latents_out, conds, eos = work.rows(self.flow_lm, n)
+        for i, chunk in enumerate(chunks):
+            s = chunk.sampling
+            chunk.noise_source.normal(noise[i], s.noise_std, s.noise_clamp)
+            latents_in[i] = chunk.latent_in
+        prefixes = [c.text_embeddings if c.stats.frames == 0 else None for c in chunks]
+        steps = chunks[0].sampling.decode_steps
+        results: list[bool | Exception] = []
+        try:
+            self._step(chunks, slice(0, n), prefixes, threads, work, steps)
+            failed: list[Exception | None] = [None] * n
+        except Exception as exc:  # noqa: BLE001 - attributed row by row below
+            if n == 1:
+                failed = [exc]
+            else:
+                failed = [
+                    self._step_alone(chunks, i, prefixes, threads, work, steps) for i in range(n)
+                ]
+        for i, chunk in enumerate(chunks):
+            err = failed[i]
+            results.append(
+                err if err is not None else self._end_frame(chunk, latents_out[i], float(eos[i]))
+            )
+        return results
+
+    def _step(
+        self,
+        chunks: list[ChunkState],
+        rows: slice,
+        prefixes: list[np.ndarray | None],
+        threads: int,
+        work: StepWork,
+        steps: int,
+    ) -> None:
+        latents_in, noise, latents_out, conds, eos = work.rows(self.flow_lm, len(chunks))
+        pre = prefixes[rows]
+        self.flow_lm.step_batch(
+            [c.flow for c in chunks[rows]],
+            latents_in[rows],
+            noise[rows],
+            latents_out[rows],
+            conds[rows],
+            eos[rows],
+            steps,
+            pre if any(p is not None for p in pre) else None,
+            threads,
+            work.scratch,
+        )
+
+    def _step_alone(
+        self,
+        chunks: list[ChunkState],
+        i: int,
+        prefixes: list[np.ndarray | None],
+        threads: int,
+        work: StepWork,
+        steps: int,
+    ) -> Exception | None:
+        try:
+            self._step(chunks, slice(i, i + 1), prefixes, threads, work, steps)
+        except Exception as exc:  # noqa: BLE001 - this stream's own failure
+            return exc
+        return None
+
+    def _end_frame(self, chunk: ChunkState, latent: np.ndarray, eos: float) -> bool:
+        """Store a stepped frame's latent and apply the EOS rule; False past the end."""
         stats, sampling = chunk.stats, chunk.sampling
         step = stats.frames
-        chunk.noise_source.normal(chunk.noise, sampling.noise_std, sampling.noise_clamp)
-        # The text prefill rides along with frame 0: one pass over the weights for both.
-        eos = self.flow_lm.step(
-            chunk.flow,
-            chunk.latent_in,
-            chunk.noise,
-            chunk.latents[step],
-            chunk.cond,
-            sampling.decode_steps,
-            prefix=chunk.text_embeddings if step == 0 else None,
-            threads=threads,
-        )
         stats.eos_logits[step] = eos
         if (
             eos > sampling.eos_threshold
@@ -225,6 +253,7 @@ class Stages:
             stats.eos_step = step
         if stats.eos_step is not None and step >= stats.eos_step + chunk.frames_after_eos:
             return False
+        chunk.latents[step] = latent
         stats.frames = step + 1
         chunk.latent_in = chunk.latents[step]
         return True
@@ -248,137 +277,32 @@ class Stages:
         return out
 
 
-@dataclass(eq=False)
-class _FirstAudio:
-    """'The first frame is decoded', for the flow-LM thread to wait on: helping with the
-    decoder's products (``_native.help_until(progress, 1)``) or sleeping on ``event``."""
+class StepWork:
+    """The work area of one thread's flow-LM steps: the row arrays of a batch and the kernel's
+    scratch, grown to the largest batch seen and then reused (allocated once per engine)."""
 
-    progress: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int32))
-    event: threading.Event = field(default_factory=threading.Event)
+    def __init__(self) -> None:
+        """Start empty; the first :meth:`rows` allocates."""
+        self.scratch = BatchScratch()
+        self._n = 0
+        self._rows: tuple[np.ndarray, ...] = ()
+        self._views: dict[int, tuple[np.ndarray, ...]] = {}
 
-    def set(self) -> None:
-        """Release the flow-LM thread, whichever way it waits."""
-        _native.progress_store(self.progress, 1)
-        self.event.set()
-
-
-class ChunkPipeline:
-    """One text chunk on two threads: the flow-LM loop on a worker thread, the decoder loop on
-    the thread iterating :meth:`audio`; the module docstring describes how they help each
-    other. Single use: :meth:`audio` may be iterated once."""
-
-    def __init__(
-        self,
-        stages: Stages,
-        chunk: ChunkState,
-        stop: threading.Event,
-        max_decoder_frames_per_call: int = 0,
-    ) -> None:
-        """``stop`` ends the chunk early (from any thread); ``max_decoder_frames_per_call``
-        caps the frames per decoder call (0: every queued frame in one call)."""
-        self.stages = stages
-        self.chunk = chunk
-        self.stop = stop
-        self.max_decoder_frames_per_call = max_decoder_frames_per_call
-        #: Two cores: each thread helps with the other's products while it waits.
-        self.share = cores_available() >= 2
-        # Handshake. `latents` carries frame indices, then None (the flow LM has returned) or
-        # an exception it raised; `lm_progress` counts the frames queued, for help_until.
-        self.latents: queue.Queue[int | BaseException | None] = queue.Queue()
-        self.lm_progress = np.zeros(1, np.int32)
-        self.lm_returned = False  # the consumer has taken the final None
-        self.first_audio = _FirstAudio()
-        # Set when the consumer leaves (done, closed or failed): the flow LM stops.
-        self.abandoned = threading.Event()
-
-    def audio(self) -> Iterator[np.ndarray]:
-        """The decoder loop: yield audio (views into ``chunk.audio``) as latents arrive."""
-        worker = threading.Thread(target=self._run_flow_lm, name="pocket-tts-flow-lm", daemon=True)
-        worker.start()
-        try:
-            while True:
-                n = self._wait_for_latents()
-                if n == 0:
-                    return
-                first = self.chunk.frames_decoded == 0
-                if first:  # the flow LM waits for this frame: use both cores
-                    threads = _native.SHARED if self.share else 2
-                else:
-                    threads = 1
-                out = self.stages.decode_frames(self.chunk, n, threads)
-                if first:
-                    self.first_audio.set()
-                yield out
-        finally:
-            self.abandoned.set()
-            self.first_audio.set()  # never leave the flow LM waiting
-            worker.join()
-
-    def _wait_for_latents(self) -> int:
-        """Latents queued since the last call (at most ``max_decoder_frames_per_call``), waiting
-        for at least one, helping the flow LM meanwhile; 0 once it has finished."""
-        if self.lm_returned:
-            return 0
-        if self.share and self.latents.empty():
-            _native.help_until(self.lm_progress, self.chunk.frames_decoded + 1)
-        item = self.latents.get()
-        n = 0
-        while True:
-            if item is None:
-                self.lm_returned = True
-                return n
-            if isinstance(item, BaseException):
-                raise item
-            n += 1
-            cap = self.max_decoder_frames_per_call
-            if cap > 0 and n >= cap:
-                return n
-            try:
-                item = self.latents.get_nowait()
-            except queue.Empty:
-                return n
-
-    def _run_flow_lm(self) -> None:
-        """Worker thread: the flow-LM loop, its errors forwarded to the consumer, and the end
-        always signalled (so the decoder never waits for a frame that will not come)."""
-        try:
-            self._flow_lm_loop()
-        except BaseException as exc:  # forwarded to the consumer
-            self.latents.put(exc)
-        finally:
-            self.latents.put(None)
-            _native.progress_store(self.lm_progress, LM_FINISHED)
-
-    def _flow_lm_loop(self) -> None:
-        """Generate the chunk's frames until EOS (plus its tail), the budget, or a stop."""
-        chunk = self.chunk
-        for step in range(chunk.max_gen_len):
-            if self._cancelled():
-                return
-            if self.share:
-                threads = _native.SHARED
-            else:  # frame 0 (with the text prefill) on both threads: the decoder idles
-                threads = 2 if step == 0 else 1
-            if not self.stages.flow_lm_frame(chunk, threads):
-                return
-            self.latents.put(step)
-            if self.share:
-                _native.progress_store(self.lm_progress, step + 1)
-            if step == 0 and not self._wait_for_first_audio():
-                return
-        logger.warning(
-            "Maximum generation length reached without EOS, this very often indicates an error."
-        )
-
-    def _wait_for_first_audio(self) -> bool:
-        """After frame 0, wait until it is decoded (time to first audio), helping with the
-        decoder's products on two cores; False if the chunk was cancelled meanwhile."""
-        if self.share:
-            _native.help_until(self.first_audio.progress, 1)
-        while not self.first_audio.event.wait(0.05):
-            if self._cancelled():
-                return False
-        return True
-
-    def _cancelled(self) -> bool:
-        return self.stop.is_set() or self.abandoned.is_set()
+    def rows(self, lm: FlowLM, n: int) -> tuple[np.ndarray, ...]:
+        """``latents_in``, ``noise``, ``latents_out`` ``[n, ldim]``, ``conds`` ``[n, cond_dim]``
+        and ``eos`` ``[n]`` (views of buffers sized for the largest batch so far)."""
+        if n > self._n:
+            cap = max(n, 2 * self._n)
+            self._rows = (
+                np.zeros((cap, lm.ldim), np.float32),
+                np.zeros((cap, lm.ldim), np.float32),
+                np.zeros((cap, lm.ldim), np.float32),
+                np.zeros((cap, lm.cond_dim), np.float32),
+                np.zeros(cap, np.float32),
+            )
+            self._n = cap
+            self._views = {}
+        views = self._views.get(n)
+        if views is None:  # the views of each batch size, made once
+            views = self._views[n] = tuple(a[:n] for a in self._rows)
+        return views

@@ -3,18 +3,21 @@
 The drop-in API of the reference ``pocket_tts.TTSModel`` 4.0.1 (see the docs of each method).
 It delegates every stage of the data path: text -> chunks (:mod:`.text.prepare`) -> tokens
 (:mod:`.text.tokenizer`) -> flow LM -> latents -> Mimi decoder -> audio, one text chunk at a
-time through :mod:`.pipeline` (which owns the two threads and how they help each other).
+time: its state and per-frame stages from :mod:`.pipeline`, run by the model's
+:class:`~pocket_tts.engine.Engine` (two threads that batch every concurrent call's frames).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +28,10 @@ from .audio.prompt import _is_safetensors_source
 from .checkpoint.loader import load_weights
 from .checkpoint.storage import STORAGE_DTYPES
 from .config import CONFIGS_DIR, Config, load_config
+from .engine import Engine
 from .flow_lm import FlowLM
 from .mimi import Mimi
-from .pipeline import ChunkPipeline, ChunkStats, Sampling, Stages
+from .pipeline import ChunkStats, Sampling, Stages
 from .text.prepare import TextChunk, TextOptions, chunk_text_for_generation
 from .text.tokenizer import build_tokenizer
 from .voice import VoiceState, export_model_state, import_model_state, voice_state_from_audio
@@ -130,7 +134,7 @@ class TTSModel:
         self.eos_threshold = eos_threshold
         self.has_voice_cloning = has_voice_cloning
         self.has_custom_weights = has_custom_weights
-        # 0 = decode every queued frame in one call; n = at most n frames per call.
+        # 0 = yield every decoded frame at once; n = at most n frames per yielded chunk.
         self.max_decoder_frames_per_call = 0
         # The text flags, as in the reference: plain attributes read by every generation.
         self.pad_with_spaces_for_short_inputs = config.pad_with_spaces_for_short_inputs
@@ -159,6 +163,9 @@ class TTSModel:
         # Held by the call drawing from self._noise (at most one at a time).
         self._noise_lock = threading.Lock()
         self._stages = Stages(self.flow_lm, self.mimi)
+        #: Runs every generation of this model; ``engine.configure(max_streams=...,
+        #: max_waiting=...)`` sets its capacity, ``engine.load()`` reports its load.
+        self.engine = Engine(self._stages)
 
     # ------------------------------------------------------------------ loading
 
@@ -431,13 +438,102 @@ class TTSModel:
             split_oversized=True,
         )
         stop = stop if stop is not None else threading.Event()
-        with self._noise_source(seed) as noise:
+        with self.engine.slot(stop) as admitted, self._noise_source(seed) as noise:
             for i, chunk in enumerate(chunks):
-                if stop.is_set():
+                if stop.is_set() or not admitted:
                     break
                 if on_text_chunk is not None:
                     on_text_chunk(i, len(chunks), chunk.text)
                 yield from self._generate_chunk(model_state, chunk, copy_state, stop, noise)
+
+    async def agenerate_audio_stream(
+        self,
+        model_state: VoiceState | None,
+        text_to_generate: str,
+        max_tokens: int = MAX_TOKEN_PER_CHUNK,
+        frames_after_eos: int | None = None,
+        copy_state: bool = True,
+        *,
+        seed: int | None = None,
+        on_text_chunk: Callable[[int, int, str], None] | None = None,
+    ) -> AsyncIterator[AudioArray]:
+        """:meth:`generate_audio_stream` as an async iterator, for servers: the event loop is
+        never blocked (the call waits for its engine slot and its audio on a thread of its
+        own), and cancelling the task, or leaving the ``async for``, stops the stream within
+        a frame. At most a few chunks wait for a consumer that stops reading; then the
+        stream pauses in the engine."""
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+        ready: asyncio.Queue[Any] = asyncio.Queue()
+        room = threading.Semaphore(_ASYNC_CHUNKS_AHEAD)
+
+        def post(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(ready.put_nowait, item)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                stop.set()
+
+        def produce() -> None:
+            try:
+                for audio in self.generate_audio_stream(
+                    model_state,
+                    text_to_generate,
+                    max_tokens=max_tokens,
+                    frames_after_eos=frames_after_eos,
+                    copy_state=copy_state,
+                    stop=stop,
+                    seed=seed,
+                    on_text_chunk=on_text_chunk,
+                ):
+                    while not room.acquire(timeout=0.05):
+                        if stop.is_set():
+                            return
+                    post(audio)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's task
+                post(_Failed(exc))
+            finally:
+                post(_END)
+
+        thread = threading.Thread(target=produce, name="pocket-tts-async", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = await ready.get()
+                if item is _END:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.exc
+                room.release()
+                yield item
+        finally:
+            stop.set()
+
+    async def agenerate_audio(
+        self,
+        model_state: VoiceState | None,
+        text_to_generate: str,
+        max_tokens: int = MAX_TOKEN_PER_CHUNK,
+        frames_after_eos: int | None = None,
+        copy_state: bool = True,
+        *,
+        seed: int | None = None,
+    ) -> AudioArray:
+        """:meth:`generate_audio` for asyncio: awaits the whole utterance without blocking
+        the event loop (see :meth:`agenerate_audio_stream`)."""
+        chunks = [
+            np.array(c, copy=True)
+            async for c in self.agenerate_audio_stream(
+                model_state,
+                text_to_generate,
+                max_tokens=max_tokens,
+                frames_after_eos=frames_after_eos,
+                copy_state=copy_state,
+                seed=seed,
+            )
+        ]
+        if not chunks:
+            return np.zeros(0, np.float32).view(AudioArray)
+        return np.concatenate(chunks).view(AudioArray)
 
     def _generate_chunk(
         self,
@@ -459,11 +555,23 @@ class TTSModel:
             noise,
         )
         self._last_chunk_stats = state.stats
-        pipeline = ChunkPipeline(self._stages, state, stop, self.max_decoder_frames_per_call)
-        for audio in pipeline.audio():
+        stream = self.engine.start(state, stop, self.max_decoder_frames_per_call)
+        for audio in stream.audio():
             yield audio.view(AudioArray)
         if not copy_state and voice is not None:
             voice.continue_from(state.flow)
+
+
+#: Chunks an async consumer may have waiting before its stream's thread stops taking more.
+_ASYNC_CHUNKS_AHEAD = 4
+_END = object()
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """An exception of the producing thread, to re-raise in the async consumer."""
+
+    exc: BaseException
 
 
 def _entropy_seed() -> int:

@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,17 @@ REF_PYTHON = Path(os.environ.get("POCKET_TTS_REF_PYTHON", REPO / ".venv-ref" / "
 TOKENIZER_MODEL = SHARED_DATA / "tokenizer.model"
 REF_WAV = SHARED_DATA / "ref.wav"
 JFK_WAV = SHARED_DATA / "jfk_16k.wav"
+
+
+def engine_threads_exit(timeout: float = 10.0) -> bool:
+    """True once no engine worker thread is alive (they exit when their last stream leaves);
+    False if some are still alive after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not [t for t in threading.enumerate() if t.name.startswith("pocket-tts-")]:
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def run_reference(script: str, *args: str, timeout: float = 900) -> str:

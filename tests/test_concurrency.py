@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REF_WAV
+from conftest import REF_WAV, engine_threads_exit
 
 from pocket_tts import TTSModel
 
@@ -83,7 +83,7 @@ def test_concurrent_seeded_streams_are_each_bit_identical_to_alone(model_and_voi
     for i in range(n):
         assert got[i].tobytes() == want[i].tobytes(), f"stream {i} differs from its run alone"
     assert len(cancelled_audio) >= 2
-    assert not _threads_named("pocket-tts-flow-lm")
+    assert engine_threads_exit()
 
 
 def test_a_seeded_call_beside_unseeded_calls_and_voice_prompts(model_and_voices) -> None:
@@ -140,4 +140,5 @@ def test_many_short_concurrent_calls_leave_no_thread_behind(model_and_voices) ->
         t.start()
     for t in threads:
         t.join(timeout=600)
+    assert engine_threads_exit()
     assert not [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]

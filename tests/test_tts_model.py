@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import REF_WAV, run_reference
+from conftest import REF_WAV, engine_threads_exit, run_reference
 
 from pocket_tts import TTSModel
 from pocket_tts.audio.resample import torch_linspace
@@ -230,7 +230,7 @@ def test_cancel_mid_stream_leaves_no_thread(small) -> None:
         got += len(chunk)
         stop.set()
     assert 0 < got < model.last_chunk_stats["max_gen_len"] * 1920
-    assert not [t for t in threading.enumerate() if t.name == "pocket-tts-flow-lm"]
+    assert engine_threads_exit()
 
 
 def test_abandoned_generator_stops_its_thread(small) -> None:
@@ -238,14 +238,14 @@ def test_abandoned_generator_stops_its_thread(small) -> None:
     gen = model.generate_audio_stream(voice, "Some words " * 10, seed=0)
     next(gen)
     gen.close()
-    assert not [t for t in threading.enumerate() if t.name == "pocket-tts-flow-lm"]
+    assert engine_threads_exit()
 
 
 def test_flow_lm_error_reaches_the_caller_and_stops_its_thread(small, monkeypatch) -> None:
     """An exception on the flow-LM thread is raised in the consumer's thread, after the audio
     of the frames before it; no thread is left and the model keeps working."""
     model, voice, _ = small
-    real_step = model.flow_lm.step
+    real_step = model.flow_lm.step_batch
     calls = []
 
     def failing_step(*args, **kwargs):
@@ -254,7 +254,7 @@ def test_flow_lm_error_reaches_the_caller_and_stops_its_thread(small, monkeypatc
             raise RuntimeError("step failed")
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(model.flow_lm, "step", failing_step)
+    monkeypatch.setattr(model.flow_lm, "step_batch", failing_step)
     model.max_decoder_frames_per_call = 1
     got = 0
     try:
@@ -264,7 +264,7 @@ def test_flow_lm_error_reaches_the_caller_and_stops_its_thread(small, monkeypatc
     finally:
         model.max_decoder_frames_per_call = 0
     assert got == 3 * 1920  # frames 0-2, decoded one per call before the error
-    assert not [t for t in threading.enumerate() if t.name == "pocket-tts-flow-lm"]
+    assert engine_threads_exit()
     monkeypatch.undo()
     assert len(model.generate_audio(voice, "Still fine.", seed=0)) > 0
 
