@@ -406,6 +406,14 @@ class Engine:
     def _run_step(self, batch: list[Stream]) -> None:
         """One flow-LM step of ``batch`` (outside the lock), then its bookkeeping."""
         joining = any(s.generated == 0 for s in batch)
+        # Size the work area for every live stream (and this step's prefills) now, when the
+        # set of streams has just changed, not later in the middle of a steady state.
+        with self._lock:
+            live = self._streams
+            n = max(len(live), len(batch))
+            max_keys = max((s.chunk.flow.capacity for s in live), default=1)
+        rows = n + sum(len(s.chunk.text_embeddings) for s in batch if s.generated == 0)
+        self._step_work.reserve(self.stages.flow_lm, n, rows, max_keys)
         if self.share:
             threads = _native.SHARED
         else:  # a text prefill on both threads (one core: nobody helps)

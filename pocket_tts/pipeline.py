@@ -288,6 +288,12 @@ class StepWork:
         self._rows: tuple[np.ndarray, ...] = ()
         self._views: dict[int, tuple[np.ndarray, ...]] = {}
 
+    def reserve(self, lm: FlowLM, n: int, rows: int, max_keys: int) -> None:
+        """Grow now to ``n`` streams with ``rows`` rows in all against caches of up to
+        ``max_keys`` positions, so that later steps of up to that size allocate nothing."""
+        self.rows(lm, n)
+        self.scratch.get(lm, rows, n, max_keys)
+
     def rows(self, lm: FlowLM, n: int) -> tuple[np.ndarray, ...]:
         """``latents_in``, ``noise``, ``latents_out`` ``[n, ldim]``, ``conds`` ``[n, cond_dim]``
         and ``eos`` ``[n]`` (views of buffers sized for the largest batch so far)."""
