@@ -6,10 +6,12 @@ threads, started when the first stream joins and ended when the last one leaves:
 
 * ``pocket-tts-engine-lm`` advances every ready stream by one frame with **one** batched flow-LM
   step (:meth:`~pocket_tts.pipeline.Stages.flow_lm_frames`): the weights are read once per frame
-  for all streams, and a joining stream's text prefill rides along in the same pass.
+  for all streams, and a joining stream's text prefill rides along in the same pass. It steps at
+  once for a joiner, else when every stream can take a frame (the fullest batch) or when there
+  is nothing to decode.
 * ``pocket-tts-engine-decoder`` decodes the streams' frames with Mimi, one frame per job, each
-  stream's frames in order; a first frame goes first (time to first audio), then the stream with
-  the least audio buffered ahead of its consumer.
+  stream's frames in order; a first frame goes first (time to first audio), then the frame due
+  soonest for its stream to play in real time (earliest deadline first).
 
 Neither core idles while there is work. A thread with nothing of its own to do takes the other's
 kind of work where it can (the LM thread decodes frames when no stream needs a step) and
@@ -113,6 +115,7 @@ class Stream:
         self.released = False  # the engine holds no reference to its state any more
         self.changed = _Signal()  # set on news for the consumer
         self.joined_at = time.perf_counter()
+        self.first_audio_at = 0.0  # when frame 0 was decoded (then frame k is due k frames on)
 
     def _ready_for_lm(self) -> bool:
         return (
@@ -122,6 +125,11 @@ class Stream:
             and self.generated - self.decoded < LOOKAHEAD_FRAMES
             and self.generated - self.consumed < BUFFER_FRAMES
         )
+
+    def _next_due(self) -> float:
+        # When its next frame must be heard for the stream to play in real time (earliest
+        # deadline first keeps the streams abreast).
+        return self.first_audio_at + self.decoded * (FRAME_MS / 1000)
 
     def _decodable(self) -> bool:
         return not self.decoding and not self.cancelled and self.decoded < self.generated
@@ -190,7 +198,7 @@ class Engine:
         # units it finished (and the same count as an int32 for help_until).
         self._threads: dict[str, threading.Thread | None] = {"lm": None, "decoder": None}
         self._busy = {"lm": False, "decoder": False}
-        self._busy_first = {"lm": False, "decoder": False}  # decoding a first frame
+        self._busy_first = {"lm": False, "decoder": False}  # a first frame: prefill or decode
         self._units = {"lm": 0, "decoder": 0}
         self._progress = {"lm": np.zeros(1, np.int32), "decoder": np.zeros(1, np.int32)}
         self._wakeup = {"lm": _Signal(), "decoder": _Signal()}  # workers sleep here
@@ -358,7 +366,7 @@ class Engine:
         One pass over the streams, allocating only the batch: it runs several times a frame."""
         first = decode = None
         ready = live = 0
-        starving = False
+        joiner = False
         for s in self._streams:
             if s.stop.is_set() and not s.cancelled:
                 self._cancel(s)
@@ -367,23 +375,21 @@ class Engine:
                 if s.decoded == 0:
                     if first is None or s.joined_at < first.joined_at:
                         first = s
-                elif decode is None or (s.decoded - s.consumed, s.joined_at) < (
-                    decode.decoded - decode.consumed,
-                    decode.joined_at,
-                ):
+                elif decode is None or s._next_due() < decode._next_due():
                     decode = s
             if not s.lm_done and not s.cancelled and s.generated - s.consumed < BUFFER_FRAMES:
                 live += 1  # not paused by its consumer
                 if s._ready_for_lm():
                     ready += 1
-                    starving = starving or s.generated == s.decoded
+                    joiner = joiner or s.generated == 0
         if first is not None:  # time to first audio: decode it now, the other thread helps
             return self._claim_decode(first, role)
         if self.share and self._busy_first[other]:
             return ("help", self._units[other] + 1)
-        # Step when a stream's decoder would starve, or when at least half the live streams
-        # can take a frame (a step over few rows reads all the weights anyway).
-        if role == "lm" and ready and (starving or 2 * ready >= live):
+        # Step for a joiner at once; otherwise once every live stream can take a frame, so that
+        # a step carries as many rows as it can (it reads all the weights whatever its rows),
+        # or when there is nothing to decode.
+        if role == "lm" and ready and (joiner or ready == live or decode is None):
             steps = -1
             batch = []
             for s in self._streams:
@@ -391,6 +397,9 @@ class Engine:
                     steps = s.chunk.sampling.decode_steps
                     s.in_step = True
                     batch.append(s)
+                    # A joiner's text prefill is most of its time to first audio: the other
+                    # thread helps with it, as with a first decode.
+                    self._busy_first[role] = self._busy_first[role] or s.generated == 0
             return ("step", batch)
         if decode is not None:
             return self._claim_decode(decode, role)
@@ -472,6 +481,8 @@ class Engine:
                 stream.lm_done = True
                 stream.decode_failed = True
             else:
+                if stream.decoded == 0:
+                    stream.first_audio_at = time.perf_counter()
                 stream.decoded += 1
             stream.changed.set()
             self._try_release(stream)
