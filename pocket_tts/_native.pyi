@@ -66,9 +66,13 @@ def attention(
     cache_v: _F32,
     offset: int,
     threads: int = 1,
+    prefix_k: _F32 | None = None,
+    prefix_v: _F32 | None = None,
 ) -> tuple[_F32, int]:
     """Causal attention of ``q[T, H, D]`` after appending ``k`` / ``v[T, H_kv, D]`` to a cache
-    (``[cap, H_kv, D]`` each) holding ``offset`` positions: ``(out[T, H * D], new_offset)``."""
+    (``[cap, H_kv, D]`` each) holding ``offset`` positions: ``(out[T, H * D], new_offset)``.
+    ``prefix_k`` / ``prefix_v`` (``[P, H_kv, D]``): the cache's first P slots, read-only,
+    with ``cache_k`` / ``cache_v`` holding the slots after them."""
 
 def gemm(
     x: _F32,
@@ -121,8 +125,22 @@ class NoiseSource:
 class FlowLMState:
     """Per-stream flow-LM state: KV caches, write offset and scratch."""
 
-    #: float32 ``[num_layers, 2, capacity, H_kv, D]``: keys (after RoPE) then values.
-    kv: _F32
+    @property
+    def kv(self) -> _F32:
+        """float32 ``[num_layers, 2, capacity, H_kv, D]``: keys (after RoPE) then values (a
+        copy when the state shares a prefix)."""
+
+    @property
+    def own_kv(self) -> _F32:
+        """The positions this state owns (all, or those after its shared prefix)."""
+
+    @property
+    def shared_kv(self) -> _F32 | None:
+        """The read-only prefix shared with other streams, or None."""
+
+    @property
+    def shared_positions(self) -> int:
+        """Leading positions read from ``shared_kv``."""
     @property
     def capacity(self) -> int:
         """Positions the KV caches hold."""
@@ -134,6 +152,9 @@ class FlowLMState:
     @property
     def nbytes(self) -> int:
         """Bytes this state owns: its KV caches and its prefill scratch."""
+
+    def release_scratch(self) -> None:
+        """Free the prefill scratch; a later single step or embedding allocates again."""
 
     @property
     def offset(self) -> int:
@@ -188,9 +209,14 @@ class FlowLMKernel:
         :class:`pocket_tts.checkpoint.layout.StageTensors`), into the C structs."""
 
     def new_state(
-        self, capacity: int, max_prefill: int = 512, prefix: _F32 | None = None
+        self,
+        capacity: int,
+        max_prefill: int = 512,
+        prefix: _F32 | None = None,
+        share_prefix: bool = False,
     ) -> FlowLMState:
-        """A stream state with KV caches of ``capacity`` positions, ``prefix`` KV first."""
+        """A stream state with KV caches of ``capacity`` positions, ``prefix`` KV first
+        (copied, or read in place with ``share_prefix``)."""
 
     def embed_tokens(self, state: FlowLMState, tokens: npt.NDArray[np.int64], out: _F32) -> None:
         """``out[T, d]`` = text-token embeddings of ``tokens[T]``."""
@@ -241,7 +267,8 @@ class FlowLMKernel:
 # ------------------------------------------------------------------------------------------
 
 class MimiDecoderState:
-    """Per-stream decoder state: conv histories, KV windows and scratch, allocated once."""
+    """Per-stream decoder state: conv histories, KV windows and (unless made without one)
+    its own per-frame scratch, allocated once."""
 
     #: Frames a single decode call may take (0 = unlimited).
     max_frames_per_call: int
@@ -250,8 +277,8 @@ class MimiDecoderState:
         """float32 arena of the histories and KV windows."""
 
     @property
-    def scratch_arr(self) -> _F32:
-        """float32 arena of one frame's work buffers."""
+    def scratch_arr(self) -> _F32 | None:
+        """float32 arena of one frame's work buffers (None: decoded with a lent scratch)."""
 
     @property
     def frames(self) -> int:
@@ -263,9 +290,9 @@ class MimiDecoderState:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the state and scratch arenas."""
+        """Bytes held by the state arena and its own scratch, if any."""
 
-    def buffer_addresses(self) -> tuple[int, int]:
+    def buffer_addresses(self) -> tuple[int, int | None]:
         """Data addresses of the arenas (tests check they never move)."""
 
     def reset(self) -> None:
@@ -293,12 +320,22 @@ class MimiKernel:
     def __init__(self, dec: dict[str, Any], enc: dict[str, Any]) -> None:
         """Bind the decoder / encoder specs built by ``pocket_tts.mimi._specs``."""
 
-    def new_decoder_state(self) -> MimiDecoderState:
+    def decoder_scratch(self) -> _F32:
+        """A per-frame decoder scratch to lend to states made without their own."""
+
+    def new_decoder_state(self, own_scratch: bool = True) -> MimiDecoderState:
         """A fresh decoder stream state (all memory allocated here, once)."""
 
-    def decode(self, state: MimiDecoderState, latents: _F32, out: _F32, threads: int = 1) -> None:
+    def decode(
+        self,
+        state: MimiDecoderState,
+        latents: _F32,
+        out: _F32,
+        threads: int = 1,
+        scratch: _F32 | None = None,
+    ) -> None:
         """``latents[n, ldim]`` (de-normalised) -> ``out[n * frame_size]``; advances the
-        stream."""
+        stream (``scratch`` stands in for the state's own)."""
 
     def encode(self, audio: _F32, chunk_frames: int = 8, threads: int = 2) -> _F32:
         """``audio[n * frame_size]`` (right-padded) -> latents ``[n, inner]``."""

@@ -117,10 +117,13 @@ cdef class NoiseSource:
 
 cdef class FlowLMState:
     """Per-stream flow-LM state: one KV cache per layer ([2, capacity, H_kv, D] each, K then V,
-    keys stored after RoPE as in the reference), the write offset, scratch and the noise RNG."""
+    keys stored after RoPE as in the reference), the write offset and scratch. The first
+    positions may be a voice prompt's KV shared read-only with other streams (``shared_kv``);
+    the state then owns only the positions after it (``own_kv``)."""
 
     cdef PtKVCache *caches
-    cdef public object kv           # float32 [num_layers, 2, capacity, H_kv, D]
+    cdef readonly object own_kv     # float32 [num_layers, 2, capacity - shared, H_kv, D]
+    cdef readonly object shared_kv  # None, or float32 [num_layers, 2, shared, H_kv, D]
     cdef object scratch_arr
     cdef float *scratch
     cdef readonly int capacity
@@ -139,9 +142,32 @@ cdef class FlowLMState:
         return int(self.caches[0].offset) if self.num_layers else 0
 
     @property
+    def kv(self):
+        """float32 [num_layers, 2, capacity, H_kv, D]: every position. The state's own array
+        (written in place by steps) when it shares no prefix; otherwise a copy, shared
+        prefix then own positions."""
+        if self.shared_kv is None:
+            return self.own_kv
+        return np.concatenate((self.shared_kv, self.own_kv), axis=2)
+
+    @property
+    def shared_positions(self):
+        """Leading positions read from ``shared_kv`` (0: none)."""
+        return 0 if self.shared_kv is None else int(self.shared_kv.shape[2])
+
+    @property
     def nbytes(self):
-        """Bytes this state owns: its KV caches and its prefill scratch."""
-        return int(self.kv.nbytes + self.scratch_arr.nbytes)
+        """Bytes this state owns: its KV caches (not a shared prefix) and its scratch."""
+        return int(self.own_kv.nbytes + self.scratch_arr.nbytes)
+
+    def release_scratch(self):
+        """Free the prefill scratch (a state stepped only by batched steps, whose scratch is
+        the caller's, no longer needs it); a later single step or embedding allocates again."""
+        self._set_scratch(0)
+
+    cdef _set_scratch(self, size_t n):
+        self.scratch_arr = np.zeros(max(n, 1), dtype=np.float32)
+        self.scratch = <float *>cnp.PyArray_DATA(<cnp.ndarray>self.scratch_arr)
 
 
 
@@ -265,37 +291,57 @@ cdef class FlowLMKernel:
         _matrix(&self.m.head.final_w, keep, w, "head.final_w", (), self.ldim)
         self.m.head.final_b = _ptr(keep, w, "head.final_b")
 
-    def new_state(self, int capacity, int max_prefill=512, prefix=None):
+    def new_state(self, int capacity, int max_prefill=512, prefix=None, bint share_prefix=False):
         """Allocate a stream state with KV caches of ``capacity`` positions and scratch for
         prefill blocks of up to ``max_prefill`` positions; ``prefix`` (KV ``[L, 2, n, H, D]``)
-        fills its first ``n`` positions. Positions not yet written hold NaN."""
+        fills its first ``n`` positions: copied, or with ``share_prefix`` read in place (it
+        must then be C-contiguous float32 and never be written again; the state keeps a
+        reference). Positions not yet written hold NaN."""
         if capacity <= 0:
             raise ValueError("capacity must be positive")
         cdef Py_ssize_t n_prefix = 0 if prefix is None else prefix.shape[2]
         if n_prefix > capacity:
             raise ValueError(f"capacity {capacity} < prefix {n_prefix}")
+        cdef tuple kv_shape = (self.num_layers, 2, n_prefix, self.num_kv_heads, self.head_dim)
+        if n_prefix and tuple(prefix.shape) != kv_shape:
+            raise ValueError(f"prefix must be KV {list(kv_shape)}, got {list(prefix.shape)}")
+        cdef bint shared = share_prefix and n_prefix > 0
+        if shared and (not isinstance(prefix, np.ndarray) or prefix.dtype != np.float32
+                       or not prefix.flags.c_contiguous):
+            raise ValueError("a shared prefix must be a C-contiguous float32 array")
+        cdef Py_ssize_t own = capacity - (n_prefix if shared else 0)
         cdef FlowLMState s = FlowLMState()
         s.capacity = capacity
         s.num_layers = self.num_layers
+        s.shared_kv = prefix if shared else None
         # Written once: the prefix copied, the rest NaN (not NaN everywhere, then the prefix).
-        s.kv = np.empty((self.num_layers, 2, capacity, self.num_kv_heads, self.head_dim),
-                        dtype=np.float32)
-        if n_prefix:
-            s.kv[:, :, :n_prefix] = prefix
-        s.kv[:, :, n_prefix:] = np.nan
+        s.own_kv = np.empty((self.num_layers, 2, own, self.num_kv_heads, self.head_dim),
+                            dtype=np.float32)
+        cdef Py_ssize_t copied = 0 if shared else n_prefix
+        if copied:
+            s.own_kv[:, :, :copied] = prefix
+        s.own_kv[:, :, copied:] = np.nan
         s.caches = <PtKVCache *>malloc(self.num_layers * sizeof(PtKVCache))
-        cdef cnp.ndarray kv = s.kv
-        cdef float *base = <float *>cnp.PyArray_DATA(kv)
-        cdef size_t per = <size_t>capacity * self.num_kv_heads * self.head_dim
+        if s.caches == NULL:
+            raise MemoryError()
+        memset(s.caches, 0, self.num_layers * sizeof(PtKVCache))
+        cdef float *base = <float *>cnp.PyArray_DATA(<cnp.ndarray>s.own_kv)
+        cdef const float *pbase = NULL
+        if shared:
+            pbase = <const float *>cnp.PyArray_DATA(<cnp.ndarray>prefix)
+        cdef size_t row = <size_t>self.num_kv_heads * self.head_dim
+        cdef size_t per = <size_t>own * row, pper = <size_t>n_prefix * row
         cdef int l
         for l in range(self.num_layers):
             s.caches[l].k = base + (2 * l) * per
             s.caches[l].v = base + (2 * l + 1) * per
             s.caches[l].capacity = capacity
             s.caches[l].offset = n_prefix
-        cdef size_t n = pt_flow_lm_scratch_size(&self.m, max(max_prefill, 1), 1, capacity)
-        s.scratch_arr = np.zeros(n, dtype=np.float32)
-        s.scratch = <float *>cnp.PyArray_DATA(<cnp.ndarray>s.scratch_arr)
+            if shared:
+                s.caches[l].prefix_k = pbase + (2 * l) * pper
+                s.caches[l].prefix_v = pbase + (2 * l + 1) * pper
+                s.caches[l].prefix = <int>n_prefix
+        s._set_scratch(pt_flow_lm_scratch_size(&self.m, max(max_prefill, 1), 1, capacity))
         return s
 
     def embed_tokens(self, FlowLMState state, const long long[::1] tokens, float[:, ::1] out):
@@ -305,6 +351,8 @@ cdef class FlowLMKernel:
             raise ValueError("out must be [T, d_model]")
         if T == 0:
             return
+        if <size_t>state.scratch_arr.shape[0] < <size_t>T * self.m.embed_dim:
+            state._set_scratch(<size_t>T * self.m.embed_dim)
         cdef int rc
         with nogil:
             rc = pt_flow_lm_embed_tokens(&self.m, &tokens[0], T, self.n_bins, &out[0, 0],
@@ -326,8 +374,7 @@ cdef class FlowLMKernel:
                              f"{state.capacity}")
         scratch_need = pt_flow_lm_scratch_size(&self.m, T, 1, state.capacity)
         if scratch_need > state.scratch_arr.shape[0]:
-            state.scratch_arr = np.zeros(scratch_need, dtype=np.float32)
-            state.scratch = <float *>cnp.PyArray_DATA(<cnp.ndarray>state.scratch_arr)
+            state._set_scratch(scratch_need)
         cdef int rc
         with nogil:
             pt_gemm_set_threads(threads)
@@ -349,8 +396,7 @@ cdef class FlowLMKernel:
         need = self.batch_scratch_size(1 + (0 if prefix is None else len(prefix)), 1,
                                        state.capacity)
         if need > state.scratch_arr.shape[0]:
-            state.scratch_arr = np.zeros(need, dtype=np.float32)
-            state.scratch = <float *>cnp.PyArray_DATA(<cnp.ndarray>state.scratch_arr)
+            state._set_scratch(need)
         self.step_batch([state], np.asarray(latent_in).reshape(1, -1),
                         np.asarray(noise).reshape(1, -1), np.asarray(latent_out).reshape(1, -1),
                         np.asarray(cond_out).reshape(1, -1), eos, state.scratch_arr, steps,
@@ -441,6 +487,9 @@ cdef class FlowLMKernel:
         if (cond.shape[0] != self.cond_dim or noise.shape[0] != self.ldim
                 or latent_out.shape[0] != self.ldim or steps < 1):
             raise ValueError("sample_head: wrong sizes or steps")
+        cdef size_t need = pt_flow_lm_scratch_size(&self.m, 1, 1, 1)
+        if need > <size_t>state.scratch_arr.shape[0]:
+            state._set_scratch(need)
         with nogil:
             pt_flow_head_sample(&self.m.head, &cond[0], &noise[0], 1, steps, &latent_out[0],
                                 state.scratch)

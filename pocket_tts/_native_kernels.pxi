@@ -4,6 +4,7 @@
 # (the speaker projection of a voice prompt).
 
 from libc.stdint cimport int64_t
+from libc.string cimport memset
 
 from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
 from elementwise cimport pt_layer_norm, pt_rms_norm_unbiased, pt_gelu_tanh, pt_silu, pt_elu
@@ -119,15 +120,30 @@ def rope_freqs(int D, float max_period=10000.0):
 
 def attention(const float[:, :, ::1] q, const float[:, :, ::1] k, const float[:, :, ::1] v,
               float[:, :, ::1] cache_k, float[:, :, ::1] cache_v, int64_t offset,
-              int threads=1):
+              int threads=1, prefix_k=None, prefix_v=None):
     """Causal attention of q[T,H,D] after appending k/v[T,H_kv,D] to a cache ([cap,H_kv,D]
     each) holding `offset` positions. ``threads`` (<= 2) lets a large call split its heads.
-    Returns (out[T, H*D], new_offset)."""
+    With ``prefix_k`` / ``prefix_v`` ([P,H_kv,D] each) the cache's first P slots are those
+    (read-only) and ``cache_k`` / ``cache_v`` hold slots P and on. Returns (out[T, H*D],
+    new_offset)."""
     cdef PtKVCache c
     cdef int T = q.shape[0], H = q.shape[1], D = q.shape[2], Hkv = k.shape[1]
+    cdef const float[:, :, ::1] pk
+    cdef const float[:, :, ::1] pv
+    memset(&c, 0, sizeof(PtKVCache))
+    if (prefix_k is None) != (prefix_v is None):
+        raise ValueError("give both prefix_k and prefix_v, or neither")
+    if prefix_k is not None:
+        pk = prefix_k
+        pv = prefix_v
+        if pk.shape[0] != pv.shape[0] or pk.shape[0] == 0:
+            raise ValueError("prefix_k and prefix_v must hold the same positive number of slots")
+        c.prefix_k = &pk[0, 0, 0]
+        c.prefix_v = &pv[0, 0, 0]
+        c.prefix = pk.shape[0]
     c.k = &cache_k[0, 0, 0]
     c.v = &cache_v[0, 0, 0]
-    c.capacity = cache_k.shape[0]
+    c.capacity = c.prefix + cache_k.shape[0]
     c.offset = offset
     cdef float[:, ::1] out = np.empty((T, H * D), np.float32)
     cdef float[::1] scores = np.empty(pt_attention_scratch_size(c.capacity, H), np.float32)

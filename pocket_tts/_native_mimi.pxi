@@ -171,8 +171,9 @@ cdef PtLayerWeights *_set_transformer(PtTransformerShape *s, dict t, list keep) 
 
 
 cdef class MimiDecoderState:
-    """Per-stream decoder state: conv histories, KV windows of the ``context`` last positions and the
-    per-frame scratch, all allocated once here and never reallocated."""
+    """Per-stream decoder state: conv histories and KV windows of the ``context`` last positions,
+    allocated once here and never reallocated, and (unless made without one) its own per-frame
+    scratch; a state without one is decoded with a scratch of the caller's."""
 
     cdef PtMimiDecoderState st
     cdef PtWindowKV *caches
@@ -200,12 +201,13 @@ cdef class MimiDecoderState:
 
     @property
     def nbytes(self):
-        """Bytes held by the state and scratch arenas."""
-        return self.state_arr.nbytes + self.scratch_arr.nbytes
+        """Bytes held by the state arena and its own scratch, if any."""
+        return self.state_arr.nbytes + (0 if self.scratch_arr is None else self.scratch_arr.nbytes)
 
     def buffer_addresses(self):
         """Data addresses of the arenas (tests check they never move)."""
-        return (self.state_arr.ctypes.data, self.scratch_arr.ctypes.data)
+        return (self.state_arr.ctypes.data,
+                None if self.scratch_arr is None else self.scratch_arr.ctypes.data)
 
     def reset(self):
         """Back to the start of a stream without reallocating anything."""
@@ -290,26 +292,42 @@ cdef class MimiKernel:
         self.inner = self.enc.inner
         self.enc_context = self.enc.tshape.context
 
-    def new_decoder_state(self):
-        """A fresh decoder stream state (all memory allocated here, once)."""
+    def decoder_scratch(self):
+        """A per-frame decoder scratch that :meth:`decode` can lend to states made without
+        their own (one per decoding thread)."""
+        return np.zeros(pt_mimi_decoder_scratch_size(&self.dec) + 16, np.float32)
+
+    def new_decoder_state(self, bint own_scratch=True):
+        """A fresh decoder stream state (all memory allocated here, once); with
+        ``own_scratch=False`` it has no per-frame scratch and :meth:`decode` must be given one
+        (:meth:`decoder_scratch`)."""
         cdef MimiDecoderState s = MimiDecoderState()
         s.kernel = self
         s.state_arr = np.zeros(pt_mimi_decoder_state_size(&self.dec) + 16, np.float32)
-        s.scratch_arr = np.zeros(pt_mimi_decoder_scratch_size(&self.dec) + 16, np.float32)
+        s.scratch_arr = self.decoder_scratch() if own_scratch else None
         s.caches = <PtWindowKV *>malloc(max(self.dec.num_layers, 1) * sizeof(PtWindowKV))
         if s.caches == NULL:
             raise MemoryError()
+        # Without a scratch of its own the work pointers stay NULL until decode lends one.
         pt_mimi_decoder_state_bind(&self.dec, &s.st, _buf(s.state_arr), s.caches,
-                                   _buf(s.scratch_arr))
+                                   NULL if s.scratch_arr is None else _buf(s.scratch_arr))
         return s
 
     def decode(self, MimiDecoderState state, const float[:, ::1] latents, float[::1] out,
-               int threads=1):
+               int threads=1, scratch=None):
         """latents[n, ldim] (de-normalised) -> out[n * frame_size]; advances the stream.
         Large products are split over ``threads`` (<= 2) threads, or with :data:`SHARED`
-        offered in chunks to a thread in :func:`help_until` (bit-identical output)."""
+        offered in chunks to a thread in :func:`help_until` (bit-identical output).
+        ``scratch`` (from :meth:`decoder_scratch`, used by one call at a time) stands in for
+        the state's own, which a state made with ``own_scratch=False`` lacks."""
         if state.kernel is not self:
             raise ValueError("decoder state belongs to another model")
+        cdef cnp.ndarray work = state.scratch_arr if scratch is None else scratch
+        if work is None:
+            raise ValueError("this decoder state has no scratch of its own: pass scratch=")
+        if (work.dtype != np.float32 or not work.flags.c_contiguous or not work.flags.writeable
+                or work.shape[0] < pt_mimi_decoder_scratch_size(&self.dec) + 16):
+            raise ValueError("scratch must be a writable float32 array from decoder_scratch()")
         cdef int n = latents.shape[0]
         if latents.shape[1] != self.dec.ldim:
             raise ValueError(f"latents must be [n, {self.dec.ldim}], got "
@@ -320,6 +338,7 @@ cdef class MimiKernel:
         if n == 0:
             return
         cdef int rc
+        pt_mimi_decoder_use_scratch(&self.dec, &state.st, _buf(work))
         with nogil:
             pt_gemm_set_threads(threads)
             rc = pt_mimi_decode(&self.dec, &state.st, &latents[0, 0], n, &out[0])

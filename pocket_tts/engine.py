@@ -203,6 +203,9 @@ class Engine:
         self._progress = {"lm": np.zeros(1, np.int32), "decoder": np.zeros(1, np.int32)}
         self._wakeup = {"lm": _Signal(), "decoder": _Signal()}  # workers sleep here
         self._step_work = StepWork()
+        # The decoder's per-frame work memory belongs to the thread that decodes, not to each
+        # stream (about 1.5 MB saved per stream).
+        self._decode_scratch = {role: stages.mimi.decoder_scratch() for role in ("lm", "decoder")}
         self._step_ms = 0.0
         self._decode_ms = 0.0
         self.share = cores_available() >= 2
@@ -466,7 +469,7 @@ class Engine:
         t0 = time.perf_counter()
         error: BaseException | None = None
         try:
-            self.stages.decode_frames(stream.chunk, 1, threads)
+            self.stages.decode_frames(stream.chunk, 1, threads, self._decode_scratch[role])
         except BaseException as exc:  # noqa: BLE001 - forwarded to the consumer
             error = exc
         ms = (time.perf_counter() - t0) * 1000

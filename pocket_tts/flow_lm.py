@@ -78,11 +78,16 @@ class FlowLM:
         tensors.finish()
 
     def new_state(
-        self, capacity: int, max_prefill: int = 512, prefix: np.ndarray | None = None
+        self,
+        capacity: int,
+        max_prefill: int = 512,
+        prefix: np.ndarray | None = None,
+        share_prefix: bool = False,
     ) -> FlowLMState:
         """A fresh stream state whose KV caches hold ``capacity`` positions, the first ``n``
-        filled from ``prefix`` (a voice state's KV ``[L, 2, n, H_kv, D]``) when given."""
-        return self.kernel.new_state(capacity, max_prefill, prefix)
+        filled from ``prefix`` (a voice state's KV ``[L, 2, n, H_kv, D]``) when given: copied,
+        or with ``share_prefix`` read in place (C-contiguous float32, never written again)."""
+        return self.kernel.new_state(capacity, max_prefill, prefix, share_prefix)
 
     def embed_tokens(self, state: FlowLMState, tokens: np.ndarray) -> np.ndarray:
         """Text-token embeddings ``[T, d_model]`` (lookup table, low-rank projection if any)."""

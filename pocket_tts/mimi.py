@@ -259,13 +259,17 @@ class Mimi:
         #: Decoder-transformer steps per latent frame (16).
         self.steps_per_frame: int = dec["stride"]
 
-    def new_decoder_state(self, max_frames_per_call: int | None = None) -> MimiDecoderState:
+    def new_decoder_state(
+        self, max_frames_per_call: int | None = None, own_scratch: bool = True
+    ) -> MimiDecoderState:
         """A fresh decoding stream. Its memory is allocated here, once: decoding is frame by
         frame internally, so the scratch is one frame whatever the call size.
-        ``max_frames_per_call`` (optional) makes :meth:`decode` refuse larger calls."""
+        ``max_frames_per_call`` (optional) makes :meth:`decode` refuse larger calls. With
+        ``own_scratch=False`` the state has no scratch (about 1.5 MB saved per stream) and
+        :meth:`decode` must be given one from :meth:`decoder_scratch`."""
         if max_frames_per_call is not None and max_frames_per_call < 1:
             raise ValueError("max_frames_per_call must be >= 1")
-        state = self.kernel.new_decoder_state()
+        state = self.kernel.new_decoder_state(own_scratch)
         state.max_frames_per_call = max_frames_per_call or 0
         return state
 
@@ -276,16 +280,23 @@ class Mimi:
         x = np.asarray(latents, dtype=np.float32) * np.asarray(emb_std, dtype=np.float32)
         return x + np.asarray(emb_mean, dtype=np.float32)
 
+    def decoder_scratch(self) -> np.ndarray:
+        """One frame of decoder work memory for :meth:`decode` to lend to states made with
+        ``own_scratch=False`` (one per decoding thread: a call uses it until it returns)."""
+        return self.kernel.decoder_scratch()
+
     def decode(
         self,
         state: MimiDecoderState,
         latents: np.ndarray,
         out: np.ndarray | None = None,
         threads: int = 1,
+        scratch: np.ndarray | None = None,
     ) -> np.ndarray:
         """Decode ``latents[n, ldim]`` (de-normalised) into ``out[n * frame_size]`` (float32,
         allocated if None), continuing the stream in ``state``. Returns ``out``. ``threads=2``
-        splits the large products over both cores (same audio, bit for bit).
+        splits the large products over both cores (same audio, bit for bit). ``scratch``
+        (:meth:`decoder_scratch`) replaces the state's own work memory for this call.
 
         Raises ``ValueError`` for a wrong shape, non-finite latents, or more frames than the
         state's ``max_frames_per_call``. The GIL is released while decoding; the audio is the
@@ -313,7 +324,7 @@ class Mimi:
             raise ValueError(
                 f"out must be a writable contiguous float32 array of shape ({n * self.frame_size},)"
             )
-        self.kernel.decode(state, z, out, threads)
+        self.kernel.decode(state, z, out, threads, scratch)
         return out
 
     def encode(self, audio: np.ndarray) -> np.ndarray:

@@ -142,10 +142,11 @@ class Stages:
         # Scratch for the text prefill only (sized for 512 rows it would be ~20 MB).
         max_prefill = max(len(tokens), 1)
         if voice is not None:
-            flow = voice.to_flow_state(lm, capacity, max_prefill)
+            flow = voice.to_flow_state(lm, capacity, max_prefill, share=True)
         else:
             flow = lm.new_state(capacity, max_prefill=max_prefill)
         text_embeddings = lm.embed_tokens(flow, tokens)
+        flow.release_scratch()  # the engine's batched steps bring their own
         # The reference's text prefill draws one noise vector.
         self.skip_noise(noise_source, 1, sampling)
         return ChunkState(
@@ -156,7 +157,7 @@ class Stages:
             text_embeddings=text_embeddings,
             latents=np.empty((max_gen_len, lm.ldim), np.float32),
             mimi_in=np.empty((max_gen_len, lm.ldim), np.float32),
-            decoder=self.mimi.new_decoder_state(),
+            decoder=self.mimi.new_decoder_state(own_scratch=False),  # a worker's scratch
             audio=np.empty(max_gen_len * self.mimi.frame_size, np.float32),
             stats=ChunkStats(max_gen_len, np.full(max_gen_len, np.nan, np.float32)),
             latent_in=np.full(lm.ldim, np.nan, np.float32),
@@ -258,10 +259,13 @@ class Stages:
         chunk.latent_in = chunk.latents[step]
         return True
 
-    def decode_frames(self, chunk: ChunkState, n: int, threads: int) -> np.ndarray:
+    def decode_frames(
+        self, chunk: ChunkState, n: int, threads: int, scratch: np.ndarray
+    ) -> np.ndarray:
         """Decode the chunk's next ``n`` latents; returns their audio (a view into
         ``chunk.audio``), faded in at the start of the chunk. ``threads``: 1, 2 or
-        ``_native.SHARED``."""
+        ``_native.SHARED``; ``scratch``: the calling thread's
+        :meth:`~pocket_tts.mimi.Mimi.decoder_scratch`."""
         a, b = chunk.frames_decoded, chunk.frames_decoded + n
         mimi_in = chunk.mimi_in[a:b]
         # latents * std + mean with two roundings, as the reference (and without allocating).
@@ -269,7 +273,7 @@ class Stages:
         np.add(mimi_in, self.emb_mean, out=mimi_in)
         frame_size = self.mimi.frame_size
         out = chunk.audio[a * frame_size : b * frame_size]
-        self.mimi.decode(chunk.decoder, mimi_in, out, threads=threads)
+        self.mimi.decode(chunk.decoder, mimi_in, out, threads=threads, scratch=scratch)
         if a == 0:
             m = min(len(self.fade_in), len(out))
             out[:m] *= self.fade_in[:m]

@@ -53,6 +53,8 @@ class VoiceState:
     Attributes:
         kv: float32 ``[num_layers, 2, N, H_kv, D]`` (K then V; keys after RoPE). Only the first
             ``offset`` positions are meaningful (``N == offset`` for states built here).
+            Streams of this voice read it in place while they run: give a voice a new array
+            rather than writing into this one.
         offset: positions written (``N_frames + 1`` with the BOS row, for an audio prompt).
         noise_draws: noise vectors the reference drew from its generator while building this
             state: 1 for a state computed from audio (its prompt prefill runs the flow head
@@ -86,13 +88,23 @@ class VoiceState:
                 f"voice state offset {self.offset} outside its cache length {self.kv.shape[2]}"
             )
 
-    def to_flow_state(self, flow_lm: FlowLM, capacity: int, max_prefill: int = 512) -> FlowLMState:
+    def to_flow_state(
+        self, flow_lm: FlowLM, capacity: int, max_prefill: int = 512, share: bool = False
+    ) -> FlowLMState:
         """A new flow-LM stream state of ``capacity`` positions starting from this prefix, with
-        scratch for prefills of up to ``max_prefill`` rows (its size scales with that)."""
+        scratch for prefills of up to ``max_prefill`` rows (its size scales with that). With
+        ``share`` the state reads the prefix from this voice's ``kv`` in place instead of
+        copying it, so that every stream of one voice holds one copy (the engine's streams;
+        ``kv`` is first made exactly ``offset`` positions long and contiguous, if it is not)."""
         self.validate(flow_lm)
         if capacity < self.offset:
             raise ValueError(f"capacity {capacity} < voice prefix {self.offset}")
-        return flow_lm.new_state(capacity, max_prefill, prefix=self.kv[:, :, : self.offset])
+        if not share:
+            return flow_lm.new_state(capacity, max_prefill, prefix=self.kv[:, :, : self.offset])
+        kv = self.kv
+        if kv.shape[2] != self.offset or kv.dtype != np.float32 or not kv.flags.c_contiguous:
+            kv = self.kv = np.ascontiguousarray(kv[:, :, : self.offset], dtype=np.float32)
+        return flow_lm.new_state(capacity, max_prefill, prefix=kv, share_prefix=True)
 
     def continue_from(self, state: FlowLMState) -> None:
         """Become the prefix a finished generation left in ``state`` (``copy_state=False``: the

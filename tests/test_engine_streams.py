@@ -188,12 +188,17 @@ def test_load_report_and_state_bytes(model_and_voice) -> None:
         threads = 2 if engine.share else 1
         assert load.period_ms == pytest.approx((load.step_ms + 3 * load.decode_ms) / threads)
         assert load.load == pytest.approx(load.period_ms / 80.0)
-        # Bytes per stream: its KV caches (sized for voice + text + frames), its decoder
-        # state and its buffers, all allocated when it started.
+        # Bytes per stream: its KV caches (sized for text + frames; the voice prompt's
+        # positions are read from the voice, shared by its streams), its decoder state and its
+        # buffers, all allocated when it started.
         chunk = engine._streams[0].chunk
         lm = model.flow_lm
-        kv = lm.num_layers * 2 * chunk.flow.capacity * lm.num_kv_heads * lm.head_dim * 4
-        assert chunk.flow.kv.nbytes == kv
+        shared = chunk.flow.shared_positions
+        assert shared == voice.offset > 0  # all three streams read one copy of the voice
+        assert all(s.chunk.flow.shared_kv is voice.kv for s in engine._streams)
+        own = chunk.flow.capacity - shared
+        kv = lm.num_layers * 2 * own * lm.num_kv_heads * lm.head_dim * 4
+        assert chunk.flow.own_kv.nbytes == kv
         frames = chunk.max_gen_len
         buffers = frames * (2 * lm.ldim + model.mimi.frame_size) * 4
         per_stream = load.state_bytes / 3
@@ -270,7 +275,7 @@ def test_a_hundred_short_streams_leave_nothing_behind(model_and_voice, monkeypat
 
     def recording_start(chunk, stop, frames_per_yield=0):
         stream = real_start(chunk, stop, frames_per_yield)
-        refs.extend([weakref.ref(stream), weakref.ref(chunk), weakref.ref(chunk.flow.kv)])
+        refs.extend([weakref.ref(stream), weakref.ref(chunk), weakref.ref(chunk.flow.own_kv)])
         return stream
 
     monkeypatch.setattr(engine, "start", recording_start)

@@ -343,3 +343,73 @@ def test_step_batch_refuses_overflow_writing_nothing(case) -> None:
     np.testing.assert_array_equal(ok.kv, before)
     with pytest.raises(ValueError, match="sizes"):
         lm.step_batch([ok], x, g["noise"][:2], lat, lat, np.zeros(1, np.float32))
+
+
+def test_released_scratch_regrows_on_use(case) -> None:
+    """A state whose prefill scratch was released (the engine's states, stepped by batched
+    steps with the engine's scratch) still embeds, steps and samples alone, bit for bit as a
+    state that kept it, and owns less memory meanwhile."""
+    lm, g = case
+    rng = np.random.default_rng(5)
+    noise = rng.standard_normal((4, lm.ldim)).astype(np.float32)
+
+    def run(release: bool) -> tuple[np.ndarray, np.ndarray, int]:
+        st = lm.new_state(64, max_prefill=len(g["tokens"]))
+        full = st.nbytes
+        if release:
+            st.release_scratch()
+            assert st.nbytes < full
+        emb = lm.embed_tokens(st, g["tokens"])
+        if release:
+            st.release_scratch()
+        lat = np.zeros((len(noise), lm.ldim), np.float32)
+        cond = np.zeros(lm.cond_dim, np.float32)
+        x = np.full(lm.ldim, np.nan, np.float32)
+        for f in range(len(noise)):
+            lm.step(st, x, noise[f], lat[f], cond, prefix=emb if f == 0 else None)
+            x = lat[f]
+        if release:
+            st.release_scratch()
+        head = np.zeros(lm.ldim, np.float32)
+        lm.kernel.sample_head(st, cond, noise[0], 1, head)
+        return np.concatenate([lat.ravel(), head]), emb, st.offset
+
+    kept, released = run(False), run(True)
+    assert np.array_equal(kept[0], released[0]) and np.array_equal(kept[1], released[1])
+    assert kept[2] == released[2]
+
+
+def test_shared_prefix_state_steps_as_a_copied_one(case) -> None:
+    """A state reading a voice prefix in place (share_prefix, as the engine's streams do) steps
+    bit for bit as one that copied it, owns only the positions after it, and leaves it intact;
+    a prefix that cannot be shared is refused with a clear error."""
+    lm, g = case
+    prefix_state = lm.new_state(9)
+    lm.prefill(prefix_state, lm.voice_conditioning_from_embeddings(g["prompt"])[:9])
+    prefix = np.ascontiguousarray(prefix_state.kv[:, :, : prefix_state.offset])
+    frozen = prefix.copy()
+    noise = np.random.default_rng(8).standard_normal((3, lm.ldim)).astype(np.float32)
+
+    def run(share: bool):
+        st = lm.new_state(len(prefix[0, 0]) + 8, prefix=prefix, share_prefix=share)
+        lat = np.zeros((3, lm.ldim), np.float32)
+        cond = np.zeros(lm.cond_dim, np.float32)
+        x = np.full(lm.ldim, np.nan, np.float32)
+        for f in range(3):
+            lm.step(st, x, noise[f], lat[f], cond)
+            x = lat[f]
+        return st, lat
+
+    copied, lat_c = run(False)
+    shared, lat_s = run(True)
+    assert np.array_equal(lat_c, lat_s)
+    assert shared.shared_kv is prefix and shared.shared_positions == prefix.shape[2]
+    assert shared.own_kv.shape[2] == shared.capacity - prefix.shape[2]
+    assert shared.nbytes < copied.nbytes
+    n = copied.offset
+    assert shared.offset == n and np.array_equal(shared.kv[:, :, :n], copied.kv[:, :, :n])
+    assert np.array_equal(prefix, frozen)
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        lm.new_state(20, prefix=prefix[:, :, ::-1], share_prefix=True)
+    with pytest.raises(ValueError, match="prefix must be KV"):
+        lm.new_state(20, prefix=prefix[:1], share_prefix=True)

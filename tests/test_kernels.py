@@ -109,6 +109,47 @@ def attention_calls(q, k, v, prior_k, prior_v, cap, sizes, threads=1):
 
 
 @pytest.mark.parametrize("generic", [False, True])
+@pytest.mark.parametrize("prefix", [1, 13, 16])
+def test_attention_shared_prefix_equals_one_cache(generic: bool, prefix: int) -> None:
+    """A cache whose first slots are a separate read-only block (a voice prompt shared by many
+    streams) gives bit for bit the output of one contiguous cache, whether the key blocks of 8
+    straddle the boundary or not, for prefills and steps; the block is never written."""
+    H, Hkv, D, prior, cap = 4, 2, 64, 21, 40
+    pk, pv = f32(prior, Hkv, D), f32(prior, Hkv, D)
+    q, k, v = f32(9, H, D), f32(9, Hkv, D), f32(9, Hkv, D)
+    K.force_generic(generic)
+    try:
+        want = attention_calls(q, k, v, pk, pv, cap, [6, 1, 1, 1])
+        shared_k, shared_v = pk[:prefix].copy(), pv[:prefix].copy()
+        frozen = shared_k.copy(), shared_v.copy()
+        ck = np.full((cap - prefix, Hkv, D), np.nan, np.float32)
+        cv = ck.copy()
+        ck[: prior - prefix], cv[: prior - prefix] = pk[prefix:], pv[prefix:]
+        outs, off, a = [], prior, 0
+        for n in (6, 1, 1, 1):
+            o, off = K.attention(
+                q[a : a + n],
+                k[a : a + n],
+                v[a : a + n],
+                ck,
+                cv,
+                off,
+                prefix_k=shared_k,
+                prefix_v=shared_v,
+            )
+            outs.append(o)
+            a += n
+        with pytest.raises(ValueError, match="overflow"):  # a write into the prefix
+            K.attention(
+                q[:1], k[:1], v[:1], ck, cv, prefix - 1, prefix_k=shared_k, prefix_v=shared_v
+            )
+    finally:
+        K.force_generic(False)
+    assert np.array_equal(np.concatenate(outs), want)
+    assert np.array_equal(shared_k, frozen[0]) and np.array_equal(shared_v, frozen[1])
+
+
+@pytest.mark.parametrize("generic", [False, True])
 @pytest.mark.parametrize("H,Hkv,D", [(16, 16, 64), (6, 2, 72), (4, 4, 24)])
 def test_attention_flow_lm_shapes_vs_float64(generic: bool, H: int, Hkv: int, D: int) -> None:
     """The flow LM's prefill (13 rows after 127 cached positions) and steps, against float64.

@@ -180,6 +180,35 @@ def test_frame_by_frame_equals_batch_bit_for_bit(ckpt, mimi) -> None:
     assert np.array_equal(np.concatenate([first, mimi.decode(shared, z[2:])]), batch)
 
 
+def test_states_sharing_one_scratch_decode_as_alone(mimi) -> None:
+    """States made without a scratch of their own, decoded interleaved with one lent scratch
+    (as the engine's worker threads do), give each stream the audio of a state that owns its
+    scratch; such a state refuses to decode without one."""
+    rng = np.random.default_rng(11)
+    zs = [rng.standard_normal((9, mimi.ldim)).astype(np.float32) for _ in range(3)]
+    alone = [mimi.decode(mimi.new_decoder_state(), z) for z in zs]
+    lean = [mimi.new_decoder_state(own_scratch=False) for _ in zs]
+    owned = mimi.new_decoder_state()
+    assert lean[0].nbytes < owned.nbytes and lean[0].scratch_arr is None
+    scratch = mimi.decoder_scratch()
+    got: list[list[np.ndarray]] = [[], [], []]
+    for f in range(9):
+        for i in (2, 0, 1):
+            got[i].append(mimi.decode(lean[i], zs[i][f : f + 1], scratch=scratch))
+    for i in range(3):
+        assert np.array_equal(np.concatenate(got[i]), alone[i])
+    with pytest.raises(ValueError, match="no scratch of its own"):
+        mimi.decode(lean[0], zs[0][:1])
+    with pytest.raises(ValueError, match="decoder_scratch"):
+        mimi.decode(lean[0], zs[0][:1], scratch=np.zeros(8, np.float32))
+    # An owning state lent another scratch goes back to its own afterwards: same audio.
+    mimi.decode(owned, zs[1][:4], scratch=scratch)
+    assert np.array_equal(
+        np.concatenate([alone[1][: 4 * mimi.frame_size], mimi.decode(owned, zs[1][4:])]),
+        alone[1],
+    )
+
+
 def test_max_frames_per_call(mimi) -> None:
     state = mimi.new_decoder_state(max_frames_per_call=2)
     z = np.zeros((3, mimi.ldim), np.float32)

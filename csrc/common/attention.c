@@ -63,13 +63,14 @@ typedef struct {
 /* Floats per score row: the longest row (capacity keys) rounded up to whole 8-key blocks. */
 static inline size_t scores_ld(int capacity) { return (size_t)((capacity + 7) & ~7); }
 
-/* Portable path, one (row, head) at a time over the keys of slots [0, n). sc: >= n floats. */
-static void head_generic(float *oh, const float *qh, const float *k, const float *v, size_t row,
+/* Portable path, one (row, head) at a time over the keys of slots [0, n); the head's part of a
+ * slot starts `off` floats in. sc: >= n floats. */
+static void head_generic(float *oh, const float *qh, const PtKVCache *c, size_t off, size_t row,
                          int n, int D, float *sc) {
     const float scale = 1.0f / sqrtf((float)D);
     float mx = -INFINITY, sum = 0.0f;
     for (int j = 0; j < n; j++) {
-        const float *kr = k + (size_t)j * row;
+        const float *kr = pt_kv_key(c, j, row) + off;
         float a = 0.0f;
         for (int d = 0; d < D; d++) a += qh[d] * kr[d];
         sc[j] = a * scale;
@@ -82,7 +83,7 @@ static void head_generic(float *oh, const float *qh, const float *k, const float
     float inv = 1.0f / sum;
     for (int d = 0; d < D; d++) oh[d] = 0.0f;
     for (int j = 0; j < n; j++) {
-        const float *vr = v + (size_t)j * row;
+        const float *vr = pt_kv_value(c, j, row) + off;
         float w = sc[j] * inv;
         for (int d = 0; d < D; d++) oh[d] += w * vr[d];
     }
@@ -97,8 +98,7 @@ static void run_generic(const AttnJob *j) {
         for (int h = j->h0; h < j->h1; h++)
             head_generic(j->out + (size_t)t * j->H * D + (size_t)h * D,
                          j->q + (size_t)t * j->q_stride + (size_t)h * D,
-                         c->k + (size_t)(h / group) * D, c->v + (size_t)(h / group) * D, row, n,
-                         D, j->scores);
+                         c, (size_t)(h / group) * D, row, n, D, j->scores);
     }
 }
 
@@ -146,7 +146,7 @@ TARGET static void sweep_avx2(const AttnJob *j, int t0, int nr) {
     for (int b = 0; b < nmax; b += 8) {
         const float *kp[8];
         for (int i = 0; i < 8; i++) /* past the last key: repeat it */
-            kp[i] = c->k + (size_t)(b + i < nmax ? b + i : nmax - 1) * row;
+            kp[i] = pt_kv_key(c, b + i < nmax ? b + i : nmax - 1, row);
         for (int h = j->h0; h < j->h1; h++) {
             const size_t off = (size_t)(h / group) * D;
             for (int r = 0; r < nr; r++) {
@@ -170,7 +170,7 @@ TARGET static void sweep_avx2(const AttnJob *j, int t0, int nr) {
     for (int b = 0; b < nmax; b += 8) {
         const float *vp[8];
         const int nk = nmax - b < 8 ? nmax - b : 8;
-        for (int i = 0; i < nk; i++) vp[i] = c->v + (size_t)(b + i) * row;
+        for (int i = 0; i < nk; i++) vp[i] = pt_kv_value(c, b + i, row);
         for (int h = j->h0; h < j->h1; h++) {
             const size_t off = (size_t)(h / group) * D;
             for (int r = 0; r < nr; r++) {
@@ -247,14 +247,14 @@ static int worth_two_threads(int T, int H, int64_t keys, int D) {
 }
 
 static void store_kv(PtKVCache *c, int slot, const float *k, const float *v, size_t row) {
-    memcpy(c->k + (size_t)slot * row, k, row * sizeof(float));
-    memcpy(c->v + (size_t)slot * row, v, row * sizeof(float));
+    memcpy(c->k + (size_t)(slot - c->prefix) * row, k, row * sizeof(float));
+    memcpy(c->v + (size_t)(slot - c->prefix) * row, v, row * sizeof(float));
 }
 
 int pt_attention(float *out, const float *q, const float *k, const float *v, PtKVCache *cache,
                  int T, int H, int H_kv, int D, int q_stride, int kv_stride, float *scores) {
     const size_t row = (size_t)H_kv * D;
-    if (cache->offset + T > cache->capacity) return -1;
+    if (cache->offset + T > cache->capacity || cache->offset < cache->prefix) return -1;
     AttnJob job = {out, q, cache, H, H_kv, D, q_stride, 0, T, 0, H, cache->offset, scores};
     /* Every row's key and value in place, then the rows attend (causally). */
     for (int t = 0; t < T; t++)

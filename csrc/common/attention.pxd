@@ -7,6 +7,9 @@ cdef extern from "attention.h" nogil:
         float *v
         int capacity
         int64_t offset
+        const float *prefix_k
+        const float *prefix_v
+        int prefix
     float pt_rope_freq(int i, int D, float max_period)
     void pt_rope(float *x, int T, int H, int D, int64_t pos0, float max_period)
     size_t pt_attention_scratch_size(int capacity, int H)

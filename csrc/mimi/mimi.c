@@ -77,6 +77,10 @@ void pt_mimi_decoder_reset(const PtMimiDecoder *m, PtMimiDecoderState *st) {
     st->frames = 0;
 }
 
+void pt_mimi_decoder_use_scratch(const PtMimiDecoder *m, PtMimiDecoderState *st, float *scratch) {
+    decoder_scratch_layout(m, st, scratch);
+}
+
 void pt_mimi_decoder_state_bind(const PtMimiDecoder *m, PtMimiDecoderState *st,
                                 float *state_mem, PtWindowKV *caches, float *scratch) {
     memset(st, 0, sizeof(*st));

@@ -66,9 +66,14 @@ typedef struct {
 /* Decoder state memory (floats, KV caches included) and per-frame scratch (floats). */
 size_t pt_mimi_decoder_state_size(const PtMimiDecoder *m);
 size_t pt_mimi_decoder_scratch_size(const PtMimiDecoder *m);
-/* Point `st` into state_mem / scratch (sizes above) and `caches` (num_layers structs), reset. */
+/* Point `st` into state_mem / scratch (sizes above; scratch may be NULL, then
+ * pt_mimi_decoder_use_scratch before decoding) and `caches` (num_layers structs), reset. */
 void pt_mimi_decoder_state_bind(const PtMimiDecoder *m, PtMimiDecoderState *st,
                                 float *state_mem, PtWindowKV *caches, float *scratch);
+/* Point the state's per-frame work buffers into `scratch` (pt_mimi_decoder_scratch_size
+ * floats). Nothing in them outlives a frame, so states decoded one after another can share one
+ * scratch (one per decoding thread) instead of each owning one. */
+void pt_mimi_decoder_use_scratch(const PtMimiDecoder *m, PtMimiDecoderState *st, float *scratch);
 /* Back to the start of a stream (zero conv histories, KV offsets 0) without reallocating. */
 void pt_mimi_decoder_reset(const PtMimiDecoder *m, PtMimiDecoderState *st);
 /* latents[n, ldim] (already de-normalised) -> audio[n * frame_size]. Returns 0, or -1 on a

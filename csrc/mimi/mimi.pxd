@@ -29,6 +29,8 @@ cdef extern from "mimi.h" nogil:
     size_t pt_mimi_decoder_scratch_size(const PtMimiDecoder *m)
     void pt_mimi_decoder_state_bind(const PtMimiDecoder *m, PtMimiDecoderState *st,
                                     float *state_mem, PtWindowKV *caches, float *scratch)
+    void pt_mimi_decoder_use_scratch(const PtMimiDecoder *m, PtMimiDecoderState *st,
+                                     float *scratch)
     void pt_mimi_decoder_reset(const PtMimiDecoder *m, PtMimiDecoderState *st)
     int pt_mimi_decode(const PtMimiDecoder *m, PtMimiDecoderState *st, const float *latents,
                        int n, float *audio)
