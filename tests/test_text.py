@@ -358,8 +358,7 @@ def _words(text: str) -> list[str]:
 @pytest.mark.parametrize("idx", range(len(TEXTS)))
 def test_split_oversized_keeps_every_reference_chunk_that_fits(idx, text_golden, tok):
     """split_oversized=True gives the reference's chunks, except that a chunk over max_tokens is
-    replaced by pieces of at most max_tokens tokens (one word longer than that stays whole)
-    holding its words in order."""
+    replaced by pieces of at most max_tokens tokens holding its words in order."""
     item = text_golden["items"][idx]
     ref = item["split"]["english"]["50"]
     options = TextOptions(**OPTIONS["english"])
@@ -380,12 +379,13 @@ def test_split_oversized_keeps_every_reference_chunk_that_fits(idx, text_golden,
             i += 1
             continue
         words: list[str] = []
-        while len(words) < len(_words(text)):
+        while len("".join(words)) < len("".join(_words(text))):
             piece = got[i][0]
-            assert len(tok.encode(piece)) <= 50 or len(piece.split()) == 1, piece
+            assert len(tok.encode(piece)) <= 50, piece
             words += _words(piece)
             i += 1
-        assert words == _words(text)
+        # In order; a word longer than the limit is cut between characters.
+        assert "".join(words) == "".join(_words(text)) and len(words) >= len(_words(text))
     assert i == len(got)
 
 
@@ -409,6 +409,88 @@ def test_split_oversized_cuts_unpunctuated_text(tok):
         tok, NO_PUNCTUATION, 50, None, 9, options, split_oversized=True
     )
     assert {p.frames_after_eos for p in recommended} == {9}
+
+
+def _core(piece: str) -> str:
+    """A prepared piece without what preparation added: padding, a final period, a capital."""
+    text = piece.strip()
+    text = text[:-1] if text.endswith(".") else text
+    return text[:1].lower() + text[1:]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 200_000,  # one "word" of 200 001 tokens
+        "x9Q/Zk+7" * 4000,  # a base64 blob
+        "example-host/" + "path/segment-" * 1500 + "end",  # a URL path
+        "日本語" * 3000,  # CJK without any sentence mark
+    ],
+    ids=["letters", "base64", "url", "cjk-run"],
+)
+def test_split_oversized_bounds_runs_without_spaces(tok, text):
+    """A run with no sentence mark, comma or space (the reference generates it as one chunk:
+    minutes and gigabytes) is cut between characters into chunks of at most max_tokens
+    tokens that hold the whole run, in order, and no broken character."""
+    ref = split_into_best_sentences(tok, text, 50, False, False, warn_oversized=False)
+    assert max(len(tok.encode(c)) for c in ref) > 1000  # the reference: one huge chunk
+    pieces = chunk_text_for_generation(tok, text, 50, split_oversized=True)
+    assert len(pieces) > 1
+    assert max(len(tok.encode(p.text)) for p in pieces) <= 50
+    assert "\ufffd" not in "".join(p.text for p in pieces)
+    assert "".join(_core(p.text) for p in pieces).lower() == text.lower()
+
+
+def test_split_oversized_cuts_at_other_scripts_sentence_marks(tok):
+    """。！？ (and the like) end sentences for the cut: each piece is whole sentences, unless one
+    sentence alone is over the limit."""
+    sentences = ["日本語のテキストです。", "元気ですか？", "すごい！", "मैं ठीक हूँ।", "هل أنت بخير؟"]
+    text = "".join(sentences * 60)
+    pieces = chunk_text_for_generation(tok, text, 50, split_oversized=True)
+    assert max(len(tok.encode(p.text)) for p in pieces) <= 50
+    assert "".join(_core(p.text).replace(" ", "") for p in pieces) == text.replace(" ", "")
+    marks = tuple("。？！।؟")
+    assert all(_core(p.text).endswith(marks) for p in pieces[:-1])
+
+
+def test_split_oversized_packs_words_up_to_the_limit(tok):
+    """Unpunctuated words fill chunks up to max_tokens (not a fraction of it): what
+    preparation adds to a piece is reserved, not paid for by halving."""
+    pieces = chunk_text_for_generation(tok, "word " * 2000, 50, split_oversized=True)
+    sizes = [len(tok.encode(p.text)) for p in pieces]
+    assert max(sizes) <= 50 and min(sizes[:-1]) >= 45, sizes
+    assert sum(len(p.text.split()) for p in pieces) == 2000
+
+
+def test_decimal_period_check_reads_only_the_boundary(tok):
+    """The decimal-period rule looks at a few tokens around each boundary, with the answer of
+    decoding the whole text, so a text of many sentences chunks in linear time."""
+    from pocket_tts.text import prepare
+
+    text = " ".join(f"Item {i}. {i % 10}.5 units. x{i}.{i} y? {i}.z" for i in range(40))
+    ids = tok.encode(text)
+    calls: list[int] = []
+
+    class Counting:
+        def encode(self, t):
+            return tok.encode(t)
+
+        def decode(self, t):
+            calls.append(len(t))
+            return tok.decode(t)
+
+    for start in range(1, len(ids)):
+        prefix = tok.decode(list(ids[:start]))
+        suffix = tok.decode(list(ids[start:]))
+        want = (
+            len(prefix) >= 2
+            and prefix[-1] == "."
+            and prefix[-2].isdigit()
+            and bool(suffix)
+            and suffix[0].isdigit()
+        )
+        assert prepare._is_decimal_period_boundary(ids, start, Counting()) == want, start
+    assert max(calls) <= 16  # never the whole text
 
 
 # ------------------------------------------------------------------------------------------

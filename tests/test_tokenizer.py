@@ -255,6 +255,12 @@ def test_decode_accepts_arrays_and_tuples(sp_tokenizer):
     assert sp_tokenizer.decode(np.asarray(ids, dtype=np.int32)) == "Hello world."
     assert sp_tokenizer.decode(tuple(ids)) == "Hello world."
     assert sp_tokenizer.decode([np.int64(i) for i in ids]) == "Hello world."
+    # Compact arrays (the chunker's ids of a long text) are checked without a list of ints.
+    from array import array
+
+    assert sp_tokenizer.decode(array("l", ids)) == "Hello world."
+    assert sp_tokenizer.decode(array("i", ids)) == "Hello world."
+    assert sp_tokenizer.decode(array("l")) == ""
 
 
 @pytest.mark.parametrize("bad", [[4000], [-1], [10**9]])
@@ -263,6 +269,12 @@ def test_decode_out_of_range(sp_tokenizer, json_tokenizer, bad):
         sp_tokenizer.decode(bad)
     with pytest.raises(ValueError, match="out of range"):
         json_tokenizer.decode(bad)
+    from array import array
+
+    with pytest.raises(ValueError, match="out of range"):
+        sp_tokenizer.decode(array("q", [5, *bad]))
+    with pytest.raises(ValueError, match="out of range"):
+        sp_tokenizer.decode(np.asarray([5, *bad], np.int64))
 
 
 @pytest.mark.parametrize(

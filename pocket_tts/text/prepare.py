@@ -14,8 +14,8 @@ per-chunk preparation in ``TTSModel.generate_audio_stream``:
 
 :func:`chunk_text_for_generation` does both, exactly as the reference; with
 ``split_oversized=True`` (what ``TTSModel.generate_audio_stream`` uses) it also splits the
-chunks the reference leaves over ``max_tokens`` at word boundaries, a deliberate deviation that
-bounds per-chunk memory.
+chunks the reference leaves over ``max_tokens`` (at other scripts' sentence marks, words, or
+between characters), a deliberate deviation that bounds per-chunk memory and time.
 
 The tokenizer only needs ``encode(text) -> list[int]`` and ``decode(ids) -> str``.
 """
@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -53,6 +54,18 @@ _MARK_THEN_WEAK_RE = re.compile(r"([.!?\u2026])\s*[,;:]")
 # id, which the reference assumes is the word-start piece.
 _SENTENCE_END_PROBE = ".!...?"
 _FALLBACK_PROBE = ",;:"
+# Sentence marks of other scripts (CJK full-width and ideographic, Devanagari danda, Arabic and
+# Urdu question / full stop, Armenian, Ethiopic) and their closers: where an oversized chunk is
+# cut first (the reference's tokenizer-level boundaries are only ". ! ... ?").
+_SCRIPT_MARKS = "\u3002\uff01\uff1f\uff0e\uff61\u0964\u0965\u061f\u06d4\u0589\u1362!?"
+_SCRIPT_CLOSERS = "\u300d\u300f\u3011\uff09\u201d\u2019\"')]\u00bb"
+_SCRIPT_SENTENCE_RE = re.compile(
+    "[^{m}]*[{m}]+[{c}]*\\s*|[^{m}]+$".format(
+        m=re.escape(_SCRIPT_MARKS), c=re.escape(_SCRIPT_CLOSERS)
+    )
+)
+# No vocabulary piece is this long (SentencePiece caps pieces at 16 characters by default).
+_MAX_CHARS_PER_TOKEN = 64
 # TTSModel.generate_audio_stream adds this to each chunk's frames-after-EOS guess.
 CHUNK_FRAMES_AFTER_EOS_BONUS = 2
 
@@ -64,8 +77,8 @@ class TokenizerLike(Protocol):
         """Token ids of ``text`` (no BOS/EOS)."""
         ...
 
-    def decode(self, ids: list[int]) -> str:
-        """Text of token ids."""
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of token ids (a list, or an ``array('l')``)."""
         ...
 
 
@@ -178,9 +191,27 @@ def prepare_text_prompt(
 def _is_decimal_period_boundary(
     tokens: Sequence[int], segment_start: int, tokenizer: TokenizerLike
 ) -> bool:
-    """True when ``segment_start`` follows a period that sits between two digits."""
-    prefix = tokenizer.decode(list(tokens[:segment_start]))
-    suffix = tokenizer.decode(list(tokens[segment_start:]))
+    """True when ``segment_start`` follows a period that sits between two digits.
+
+    Only the two characters before the boundary and the one after matter, so a few tokens
+    either side are decoded (widened until they give more characters than that, or reach the
+    ends): the same answer as decoding everything, in time independent of the text's length
+    (a text of many sentences would otherwise take quadratic time)."""
+    prefix = suffix = ""
+    width = 4
+    while True:
+        lo = max(0, segment_start - width)
+        prefix = tokenizer.decode(list(tokens[lo:segment_start]))
+        if len(prefix) > 2 or lo == 0:
+            break
+        width *= 2
+    width = 4
+    while True:
+        hi = min(len(tokens), segment_start + width)
+        suffix = tokenizer.decode(list(tokens[segment_start:hi]))
+        if suffix or hi == len(tokens):
+            break
+        width *= 2
     return (
         len(prefix) >= 2
         and prefix[-1] == "."
@@ -229,7 +260,7 @@ def segments_from_boundaries(
     """Decode the slices between consecutive boundaries into ``(token_count, text)`` pairs."""
     segments = []
     for start, end in zip(boundary_indices[:-1], boundary_indices[1:], strict=True):
-        segments.append((end - start, tokenizer.decode(list(tokens[start:end]))))
+        segments.append((end - start, tokenizer.decode(tokens[start:end])))
     return segments
 
 
@@ -250,12 +281,14 @@ def split_into_best_sentences(
     append_terminal_punctuation: bool = True,
     capitalize_first_letter: bool = True,
     replace_characters: Mapping[str, str] | None = None,
+    warn_oversized: bool = True,
 ) -> list[str]:
     """Split a text into chunks of at most ``max_tokens`` tokens at sentence boundaries.
 
     Sentences longer than ``max_tokens`` are split at ``, ; :`` when that gives several pieces;
-    a piece that is still too long becomes a chunk of its own and a warning is logged. Chunks
-    are returned stripped but not individually prepared (see :func:`prepare_chunk`).
+    a piece that is still too long becomes a chunk of its own and (``warn_oversized``) a
+    warning is logged. Chunks are returned stripped but not individually prepared (see
+    :func:`prepare_chunk`).
     """
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
         raise TypeError(f"max_tokens must be an int, got {type(max_tokens).__name__}")
@@ -268,22 +301,26 @@ def split_into_best_sentences(
         replace_characters,
     )
     text_to_generate = text_to_generate.strip()
-    tokens = list(tokenizer.encode(text_to_generate))
+    # 4 bytes per id, not a Python int each: a long text's ids are the peak of chunking.
+    tokens = array("l", tokenizer.encode(text_to_generate))
 
     sentence_end_ids = _probe_ids(tokenizer, _SENTENCE_END_PROBE)
     boundaries = find_boundary_indices(
         tokens, sentence_end_ids, tokenizer, skip_decimal_periods=True
     )
     sentences = segments_from_boundaries(tokens, boundaries, tokenizer)
+    del tokens, boundaries
 
     # Sub-split oversized sentences at commas, semicolons and colons.
     fallback_ids = _probe_ids(tokenizer, _FALLBACK_PROBE)
     segments: list[tuple[int, str]] = []
     for nb_tokens, sentence in sentences:
-        if nb_tokens <= max_tokens:
+        # No ", ; :" character, no fallback token: nothing to re-tokenize (a huge run's ids
+        # would be the peak of memory).
+        if nb_tokens <= max_tokens or not any(c in sentence for c in _FALLBACK_PROBE):
             segments.append((nb_tokens, sentence))
             continue
-        sub_tokens = list(tokenizer.encode(sentence.strip()))
+        sub_tokens = array("l", tokenizer.encode(sentence.strip()))
         sub_boundaries = find_boundary_indices(sub_tokens, fallback_ids)
         sub_segments = segments_from_boundaries(sub_tokens, sub_boundaries, tokenizer)
         if len(sub_segments) > 1:
@@ -306,7 +343,7 @@ def split_into_best_sentences(
     if current != "":
         chunks.append(current.strip())
 
-    for chunk in chunks:
+    for chunk in chunks if warn_oversized else ():
         n = len(tokenizer.encode(chunk.strip()))
         if n > max_tokens:
             logger.warning(
@@ -371,11 +408,13 @@ def chunk_text_for_generation(
 
     ``split_oversized=True`` (what ``TTSModel.generate_audio_stream`` uses) is a deliberate
     deviation. The reference leaves a run of text with no sentence or comma boundary as one
-    oversized chunk and generates it whole (warning that words may be skipped), with KV caches
-    and a generation budget growing with its length. Here such a chunk is cut at word
-    boundaries into pieces of at most ``max_tokens`` tokens (counted on the prepared text; a
-    single word longer than that stays one piece), each prepared on its own, so per-chunk
-    memory stays bounded whatever the text. Chunks within the limit are unchanged.
+    oversized chunk and generates it whole (warning that words may be skipped), with KV caches,
+    prefill time and a generation budget growing with its length (``'a' * 200000`` ran for
+    minutes at 4.9 GB). Here such a chunk is cut into pieces of at most ``max_tokens`` tokens
+    (counted on the prepared text), each prepared on its own: at other scripts' sentence marks
+    (``。！？``, ``।``, ``؟`` ...) first, then at words, and a run with neither (CJK text, a long
+    word, a URL, a base64 blob) between characters. Per-chunk memory and time are then bounded
+    by ``max_tokens`` whatever the text; chunks within the limit are the reference's.
     """
     options = options or TextOptions()
 
@@ -386,20 +425,103 @@ def chunk_text_for_generation(
         )
         return TextChunk(text_for_model, frames)
 
+    def fits(chunk: TextChunk) -> bool:
+        # A text of more than _MAX_CHARS_PER_TOKEN characters a token cannot fit: a huge one is
+        # not tokenized just to learn that (its ids would be the peak of memory).
+        if len(chunk.text) > _MAX_CHARS_PER_TOKEN * max_tokens:
+            return False
+        return len(tokenizer.encode(chunk.text)) <= max_tokens
+
     out: list[TextChunk] = []
-    for chunk in split_into_best_sentences(tokenizer, text, max_tokens, **options.as_kwargs()):
+    for chunk in split_into_best_sentences(
+        tokenizer, text, max_tokens, **options.as_kwargs(), warn_oversized=not split_oversized
+    ):
         whole = prepared(chunk)
-        if not split_oversized or len(tokenizer.encode(whole.text)) <= max_tokens:
+        if not split_oversized or fits(whole):
             out.append(whole)
             continue
-        words: list[str] = []
-        for word in whole.text.split():
-            candidate = prepared(" ".join([*words, word])).text
-            if words and len(tokenizer.encode(candidate)) > max_tokens:
-                out.append(prepared(" ".join(words)))
-                words = [word]
-            else:
-                words.append(word)
-        if words:
-            out.append(prepared(" ".join(words)))
+        out.extend(_bounded_pieces(tokenizer, whole.text.strip(), max_tokens, prepared, fits))
     return out
+
+
+def _pack(tokenizer: TokenizerLike, parts: list[str], budget: int, sep: str) -> list[str]:
+    """Greedily join consecutive ``parts`` (with ``sep``) into pieces of at most ``budget``
+    tokens. Part-by-part counts overestimate a join (each part pays its own word-start piece),
+    so a join they would refuse is counted for real; every count is of a bounded text."""
+    pieces: list[str] = []
+    current: list[str] = []
+    used = 0
+    for part in parts:
+        n = len(tokenizer.encode(part))
+        if current and used + n > budget:
+            joined = len(tokenizer.encode(sep.join([*current, part])))
+            if joined <= budget:
+                current.append(part)
+                used = joined
+                continue
+            pieces.append(sep.join(current))
+            current, used = [], 0
+        current.append(part)
+        used += n
+    if current:
+        pieces.append(sep.join(current))
+    return pieces
+
+
+def _bounded_pieces(
+    tokenizer: TokenizerLike,
+    text: str,
+    max_tokens: int,
+    prepared: Callable[[str], TextChunk],
+    fits: Callable[[TextChunk], bool],
+) -> list[TextChunk]:
+    """Cut an oversized chunk into prepared pieces of at most ``max_tokens`` tokens: at other
+    scripts' sentence marks first (``。！？`` and the like), then at words, and a run without
+    either (a long word, CJK text, a URL or base64 blob) between characters, in windows of
+    about ``max_tokens`` tokens. Linear in the text's length; a piece that is still over
+    (its preparation added a period, or its characters cost more tokens than the average) is
+    cut again."""
+    sentences = [m.group(0).strip() for m in _SCRIPT_SENTENCE_RE.finditer(text)]
+    sentences = [s for s in sentences if s]
+    words = text.split()
+    budget = max_tokens
+    if len(sentences) > 1 or len(words) > 1:
+        units = sentences if len(sentences) > 1 else words
+        parts = _pack(tokenizer, units, budget, " ")
+        # What preparing a piece adds (a capital, a period): pack again leaving room for it.
+        added = max(  # the first piece may be capitalised already, the next ones not
+            len(tokenizer.encode(prepared(p).text)) - len(tokenizer.encode(p)) for p in parts[:2]
+        )
+        if added > 0:
+            budget = max(1, max_tokens - added)
+            parts = _pack(tokenizer, units, budget, " ")
+    else:  # one run: cut between characters (never inside one, as a token cut could)
+        sample = text[: 4 * _MAX_CHARS_PER_TOKEN * max_tokens]  # its density stands for all
+        n = len(tokenizer.encode(sample))
+        width = max(1, len(sample) * budget // max(n, 1) * 9 // 10)
+        if width >= len(text):
+            width = max(1, len(text) // 2)
+        parts = []
+        start = 0
+        while start < len(text):
+            end = min(len(text), start + width)
+            # Preparing a piece turns a final ", ; : -" into a period: never cut after one.
+            while end < len(text) and end - start > 1 and text[end - 1] in _WEAK_PUNCTUATION:
+                end -= 1
+            parts.append(text[start:end])
+            start = end
+    if len(parts) <= 1:  # packing could not cut it: halve it
+        if len(text) <= 1:
+            return [prepared(text)]
+        parts = [text[: len(text) // 2], text[len(text) // 2 :]]
+    pieces: list[TextChunk] = []
+    for part in parts:
+        part = part.strip()
+        if not part:
+            continue
+        piece = prepared(part)
+        if fits(piece) or len(part) <= 1:
+            pieces.append(piece)
+        else:
+            pieces.extend(_bounded_pieces(tokenizer, part, max_tokens, prepared, fits))
+    return pieces

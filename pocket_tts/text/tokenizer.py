@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +63,24 @@ def _check_text(text: Any) -> str:
     return text
 
 
-def _check_ids(ids: Iterable[Any], vocab_size: int) -> list[int]:
+def _check_ids(ids: Iterable[Any], vocab_size: int, compact: bool = False) -> Sequence[int]:
+    """Validated token ids as a list; with ``compact``, an ``array('l')`` (or 1-D integer
+    ndarray) is checked in place and returned as an ``array('l')``: a long text's ids then
+    never become one Python int each (SentencePiece decodes any sequence)."""
     if isinstance(ids, (str, bytes)):
         raise TypeError("token ids must be a sequence of ints, not a string")
+    if compact and (
+        isinstance(ids, array)
+        and ids.typecode in "bBhHiIlLqQ"
+        or isinstance(ids, np.ndarray)
+        and ids.ndim == 1
+        and np.issubdtype(ids.dtype, np.integer)
+    ):
+        values = np.asarray(ids)
+        if values.size and (int(values.min()) < 0 or int(values.max()) >= vocab_size):
+            bad = int(values.min()) if int(values.min()) < 0 else int(values.max())
+            raise ValueError(f"token id {bad} is out of range for a vocabulary of {vocab_size}")
+        return ids if isinstance(ids, array) and ids.typecode == "l" else array("l", values)
     if isinstance(ids, np.ndarray):
         if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
             raise TypeError(f"token ids must be a 1-D integer array, got {ids.dtype} {ids.shape}")
@@ -110,11 +126,12 @@ class SentencePieceTokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` (no BOS/EOS)."""
-        return list(self.sp.encode(_check_text(text), out_type=int))
+        ids = self.sp.encode(_check_text(text), out_type=int)
+        return ids if isinstance(ids, list) else list(ids)  # no copy of a long text's ids
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of a sequence of token ids (list, tuple or 1-D integer array)."""
-        return self.sp.decode(_check_ids(ids, self.vocab_size))
+        return self.sp.decode(_check_ids(ids, self.vocab_size, compact=True))
 
     def __call__(self, text: str) -> np.ndarray:
         """Token ids as an int64 array of shape ``[1, T]`` (the reference returns a tensor)."""
