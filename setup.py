@@ -19,6 +19,11 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 DEBUG = os.environ.get("POCKET_TTS_DEBUG_CYTHON", "0") != "0"
+# tools/sanitize.sh: "address,undefined" or "thread" builds an instrumented module (tests only).
+SANITIZE = os.environ.get("POCKET_TTS_SANITIZE", "").strip()
+SANITIZE_FLAGS = (
+    [f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer", "-g", "-O1"] if SANITIZE else []
+)
 C_DIRS = ["csrc/common", "csrc/flow_lm", "csrc/mimi"]
 C_SOURCES = sorted(glob.glob("csrc/*/*.c"))
 
@@ -35,7 +40,9 @@ native = Extension(
         "-std=gnu11",
         "-Wall",
         "-Wextra",
+        *SANITIZE_FLAGS,
     ],
+    extra_link_args=SANITIZE_FLAGS[:1],
     depends=sorted(glob.glob("csrc/*/*.h") + glob.glob("pocket_tts/_native_*.pxi")),
 )
 

@@ -19,6 +19,15 @@ def _load_native() -> ModuleType:
     try:
         return importlib.import_module(f"{__name__}._native")
     except ImportError as exc:
+        from pathlib import Path
+
+        here = Path(__file__).resolve().parent
+        if (here.parent / "setup.py").is_file():  # a source checkout shadows the install
+            raise ImportError(
+                f"pocket_tts is imported from the source tree {here}, where the C engine is not "
+                f"built: run from another folder (the installed package is then used), or build "
+                f"it in place with `python setup.py build_ext --inplace` in {here.parent}."
+            ) from exc
         raise ImportError(
             "pocket_tts: the compiled C/Cython engine (pocket_tts._native) is missing or failed "
             f"to load ({exc}). Build it with `pip install .` (needs a C compiler and Python "

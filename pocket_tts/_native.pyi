@@ -337,8 +337,15 @@ class MimiKernel:
         """``latents[n, ldim]`` (de-normalised) -> ``out[n * frame_size]``; advances the
         stream (``scratch`` stands in for the state's own)."""
 
-    def encode(self, audio: _F32, chunk_frames: int = 8, threads: int = 2) -> _F32:
-        """``audio[n * frame_size]`` (right-padded) -> latents ``[n, inner]``."""
+    def encode(
+        self,
+        audio: _F32,
+        chunk_frames: int = 8,
+        threads: int = 2,
+        cancel: npt.NDArray[np.int32] | None = None,
+    ) -> _F32 | None:
+        """``audio[n * frame_size]`` (right-padded) -> latents ``[n, inner]`` (None when
+        ``cancel[0]`` was set nonzero before a chunk)."""
 
 def conv1d_stream(spec: dict[str, Any], chunks: list[_F32]) -> list[_F32]:
     """Streaming Conv1d over time-major chunks ``[T_i, c_in]`` -> ``[T_i / stride, c_out]``."""

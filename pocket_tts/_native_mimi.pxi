@@ -346,9 +346,17 @@ cdef class MimiKernel:
         if rc != 0:
             raise RuntimeError("Mimi decoder KV-cache error")
 
-    def encode(self, const float[::1] audio, int chunk_frames=8, int threads=2):
+    def encode(self, const float[::1] audio, int chunk_frames=8, int threads=2, cancel=None):
         """audio[n * frame_size] (already right-padded) -> latents[n, inner]. Large products
-        are split over ``threads`` (<= 2) threads: encoding runs while nothing else does."""
+        are split over ``threads`` (<= 2) threads: encoding runs while nothing else does.
+        ``cancel`` (an int32 array [1], set to nonzero by another thread) stops it before the
+        next chunk of ``chunk_frames`` frames: returns None then."""
+        cdef const volatile int *flag = NULL
+        if cancel is not None:
+            if (not isinstance(cancel, np.ndarray) or cancel.dtype != np.int32
+                    or cancel.shape != (1,)):
+                raise ValueError("cancel must be an int32 array of shape (1,)")
+            flag = <const volatile int *>cnp.PyArray_DATA(<cnp.ndarray>cancel)
         cdef Py_ssize_t L = audio.shape[0]
         if L == 0 or L % self.enc.frame_size:
             raise ValueError(f"audio length {L} is not a positive multiple of "
@@ -374,10 +382,12 @@ cdef class MimiKernel:
             with nogil:
                 pt_gemm_set_threads(threads)
                 rc = pt_mimi_encode(&self.enc, &audio[0], n, chunk_frames, op, sp, caches, cp,
-                                    threads)
+                                    threads, flag)
                 pt_gemm_set_threads(1)
         finally:
             free(caches)
+        if rc == -2:
+            return None
         if rc != 0:
             raise RuntimeError("Mimi encoder KV-cache error")
         return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import threading
@@ -36,25 +37,55 @@ class CliError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+def _int(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int(text, 1)
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+    return _int(text, 0)
 
 
 def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError("must be a number, got nan")
+    return value
+
+
+def _seed(text: str) -> int:
+    from .tts_model import _torch_seed
+
+    try:
+        return _torch_seed(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            str(exc)
+            if text.strip().lstrip("+-").isdigit()
+            else f"expected an integer, got {text!r}"
+        ) from None
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -65,17 +96,53 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         "--dtype",
         default="float32",
         choices=["float32", "float16", "bfloat16", "int8"],
-        help="storage of the flow-LM weights (default float32)",
+        help="storage of the flow-LM weights",
+    )
+    p.add_argument(
+        "--quantize", action="store_true", help="the reference's flag: same as --dtype int8"
+    )
+    p.add_argument(
+        "--no-quantize", action="store_true", help="the reference's flag: keep --dtype (default)"
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="the reference's flag: only cpu (this engine has no GPU path)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        help="the reference's training checkpoint (.pt) flag: not supported without torch",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no logs or progress")
 
 
+def _check_reference_flags(args: argparse.Namespace) -> None:
+    """The reference's flags this engine takes, and clear errors for those it cannot."""
+    if args.device.strip().lower() != "cpu":
+        raise CliError(f"--device {args.device}: this engine runs on the CPU only (--device cpu)")
+    if args.checkpoint is not None:
+        raise CliError(
+            "--checkpoint: training checkpoints (.pt) need torch; export them to safetensors "
+            "with the reference (POCKET_TTS_SAVE_WEIGHTS=1) and pass --weights FILE"
+        )
+    if args.quantize and args.no_quantize:
+        raise CliError("--quantize and --no-quantize contradict each other: give one")
+    if args.quantize:
+        args.dtype = "int8"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``pocket-tts`` command."""
-    parser = argparse.ArgumentParser(prog="pocket-tts", description=__doc__.splitlines()[0])
+    from . import __version__
+
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="pocket-tts", description=__doc__.splitlines()[0], formatter_class=fmt
+    )
+    parser.add_argument("--version", action="version", version=f"pocket-tts {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", help="text to a WAV file (or stdout)")
+    g = sub.add_parser("generate", help="text to a WAV file (or stdout)", formatter_class=fmt)
     g.add_argument("text_arg", nargs="?", metavar="TEXT", help="text to speak (or use --text)")
     g.add_argument("--text", help="text to speak; '-' reads stdin")
     g.add_argument("--text-file", help="read the text from this file")
@@ -86,22 +153,85 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _model_args(g)
     g.add_argument("-o", "--output-path", default="./tts_output.wav", help="'-' for stdout")
-    g.add_argument("--temperature", type=_non_negative_float, default=None)
-    g.add_argument("--seed", type=_non_negative_int, default=None)
-    g.add_argument("--frames-after-eos", type=_non_negative_int, default=None)
-    g.add_argument("--eos-threshold", type=float, default=None)
-    g.add_argument("--noise-clamp", type=float, default=None)
-    g.add_argument("--sampler-decode-steps", type=_positive_int, default=1)
+    g.add_argument(
+        "--temperature",
+        type=_non_negative_float,
+        default=None,
+        help="sampling temperature (None: the config's, 0.7 for the released ones)",
+    )
+    g.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        help="noise seed, as torch.manual_seed takes (None: a fresh one per run)",
+    )
+    g.add_argument(
+        "--frames-after-eos",
+        type=_non_negative_int,
+        default=None,
+        help="frames generated after the end of speech (None: guessed per chunk)",
+    )
+    g.add_argument(
+        "--eos-threshold",
+        type=_number,
+        default=None,
+        help="end-of-speech logit threshold (None: the config's)",
+    )
+    g.add_argument(
+        "--noise-clamp",
+        type=_number,
+        default=None,
+        help="clamp of the flow head's noise (None: no clamp)",
+    )
+    g.add_argument(
+        "--sampler-decode-steps",
+        type=_positive_int,
+        default=1,
+        help="flow-head integration steps per frame",
+    )
     g.add_argument("--lsd-decode-steps", type=_positive_int, default=None, help=argparse.SUPPRESS)
-    g.add_argument("--max-tokens", type=_positive_int, default=50)
-    g.add_argument("--quantize", action="store_true", help="same as --dtype int8")
-    g.add_argument("--truncate", action="store_true", help="clone from the first 30 s only")
+    g.add_argument(
+        "--max-tokens",
+        type=_positive_int,
+        default=50,
+        help="most tokens in one text chunk",
+    )
+    g.add_argument(
+        "--truncate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="clone a voice from the first 30 s of its audio (--no-truncate: all of it)",
+    )
 
-    e = sub.add_parser("export-voice", help="audio prompt to a voice-state .safetensors file")
-    e.add_argument("audio_path")
-    e.add_argument("export_path")
+    e = sub.add_parser(
+        "export-voice", help="audio prompt to a voice-state .safetensors file", formatter_class=fmt
+    )
+    e.add_argument("audio_path", help="audio prompt (wav/flac/ogg, any rate), URL or hf:// path")
+    e.add_argument("export_path", help="the voice-state .safetensors file to write")
+    e.add_argument(
+        "--truncate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="clone from the first 30 s of the audio (--no-truncate: all of it)",
+    )
     _model_args(e)
+
+    c = sub.add_parser(
+        "clear-cache",
+        help="delete the packed-weights cache (~/.cache/pocket_tts/packed; rebuilt on next load)",
+    )
+    c.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     return parser
+
+
+def _clear_cache(args: argparse.Namespace) -> int:
+    from .checkpoint import cache
+
+    cache.wait_for_saves()
+    files, size = cache.clear()
+    if not args.quiet:
+        print(f"removed {files} files ({size / 2**20:.1f} MB) from {cache.folder()}")
+    return 0
 
 
 def _read_text(args: argparse.Namespace) -> str:
@@ -122,6 +252,7 @@ def _read_text(args: argparse.Namespace) -> str:
 def _load_model(args: argparse.Namespace, **kw):
     from .tts_model import TTSModel
 
+    _check_reference_flags(args)
     if args.language and args.config:
         raise CliError("--language and --config are mutually exclusive")
     return TTSModel.load_model(
@@ -175,7 +306,6 @@ def _generate(args: argparse.Namespace) -> int:
         sampler_decode_steps=args.lsd_decode_steps or args.sampler_decode_steps,
         noise_clamp=args.noise_clamp,
         eos_threshold=args.eos_threshold,
-        quantize=args.quantize,
         seed=args.seed,
     )
     voice_arg = args.voice or _default_voice(args)
@@ -234,7 +364,7 @@ def _export_voice(args: argparse.Namespace) -> int:
     from .voice import export_model_state
 
     model = _load_model(args)
-    state = model.get_state_for_audio_prompt(args.audio_path, truncate=True)
+    state = model.get_state_for_audio_prompt(args.audio_path, truncate=args.truncate)
     export_model_state(state, args.export_path)
     if not args.quiet:
         print(f"voice state ({state.offset} positions) -> {args.export_path}", file=sys.stderr)
@@ -252,10 +382,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "generate":
             return _generate(args)
+        if args.command == "clear-cache":
+            return _clear_cache(args)
         return _export_voice(args)
     except CliError as exc:
         print(f"pocket-tts: error: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:  # an unbuilt source tree: one line, not a traceback
+        print(f"pocket-tts: error: {exc}", file=sys.stderr)
+        return 1
     except (ValueError, OSError, TypeError) as exc:
         print(f"pocket-tts: error: {exc}", file=sys.stderr)
         return 1

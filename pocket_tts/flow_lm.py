@@ -28,6 +28,10 @@ def cores_available() -> int:
         return os.cpu_count() or 1
 
 
+#: Rows per block of :meth:`FlowLM.prefill` (a block of a voice prompt takes ~0.05 s).
+PREFILL_BLOCK_ROWS = 32
+
+
 class FlowLM:
     """The flow language model of one config, with weights bound to the C kernels."""
 
@@ -120,25 +124,45 @@ class FlowLM:
             cond = np.concatenate([self.bos_before_voice, cond], axis=0)
         return np.ascontiguousarray(cond, dtype=np.float32)
 
-    def prefill(self, state: FlowLMState, embeddings: np.ndarray) -> None:
+    def prefill(
+        self,
+        state: FlowLMState,
+        embeddings: np.ndarray,
+        stop: threading.Event | None = None,
+        block_rows: int = PREFILL_BLOCK_ROWS,
+    ) -> bool:
         """Append conditioning embeddings ``[T, d_model]`` to the state's KV caches, on both
         cores when there are two: a helper thread takes chunks of every product as it comes
         free (``_native.SHARED``), which keeps both cores busy when one of them is slowed
-        down, where a fixed half each waits for the slower one (bit-identical either way)."""
+        down, where a fixed half each waits for the slower one (bit-identical either way).
+
+        The rows go in blocks of about ``block_rows`` (the same bits as one pass: a row's
+        result does not depend on the rows beside it), so a long voice prompt answers Ctrl-C,
+        or ``stop``, within one block (~0.05 s): returns False when ``stop`` ended it early
+        (the state then holds the rows done so far), True when every row is in."""
         x = np.array(embeddings, dtype=np.float32, order="C", copy=True)
-        if cores_available() < 2:
-            self.kernel.prefill(state, x, 1)
-            return
+        # No block of one row among several: a one-row product takes the GEMV order.
+        bounds = list(range(0, len(x), max(2, block_rows))) + [len(x)]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+            del bounds[-2]
+        threads = 1 if cores_available() < 2 else _native.SHARED
         done = np.zeros(1, np.int32)
-        helper = threading.Thread(
-            target=_native.help_until, args=(done, 1), name="pocket-tts-prefill", daemon=True
-        )
-        helper.start()
+        helper = None
+        if threads == _native.SHARED:
+            helper = threading.Thread(
+                target=_native.help_until, args=(done, 1), name="pocket-tts-prefill", daemon=True
+            )
+            helper.start()
         try:
-            self.kernel.prefill(state, x, _native.SHARED)
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+                if stop is not None and stop.is_set():
+                    return False
+                self.kernel.prefill(state, x[a:b], threads)
         finally:
-            _native.progress_store(done, 1)
-            helper.join()
+            if helper is not None:
+                _native.progress_store(done, 1)
+                helper.join()
+        return True
 
     def step(
         self,

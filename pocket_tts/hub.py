@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from .checkpoint.safetensors import chmod_as_created
+
 __all__ = [
     "PREDEFINED_VOICES",
     "PREDEFINED_VOICE_ORIGINS",
@@ -278,6 +280,41 @@ def _access_denied(loc: HfLocation, status: int | None) -> GatedRepoError:
     )
 
 
+#: Seconds to wait for a TCP connection to the hub before calling it unreachable.
+_PROBE_TIMEOUT_SECONDS = 3.0
+#: How long a probe's answer is reused (one load resolves several files).
+_PROBE_TTL_SECONDS = 30.0
+_probes: dict[tuple[str, int], tuple[float, str | None]] = {}
+_OFFLINE_ROUTES = (
+    "Offline, load a local config (--config / load_model(config=...) with local weights_path "
+    "and tokenizer_path, see the README) or set HF_HUB_OFFLINE=1 to use files already in the "
+    "Hugging Face cache; online, check the network (or HF_ENDPOINT)."
+)
+
+
+def _unreachable(endpoint: str | None) -> str | None:
+    """Why the hub's host cannot be reached (None: it can): one TCP connection with a short
+    timeout, remembered for a while. huggingface_hub would instead retry with back-off for
+    tens of seconds per file before giving up."""
+    import socket
+    import time
+
+    url = urllib.parse.urlparse(endpoint or "https://huggingface.co")
+    host = url.hostname or "huggingface.co"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    now = time.monotonic()
+    seen = _probes.get((host, port))
+    if seen is not None and now - seen[0] < _PROBE_TTL_SECONDS:
+        return seen[1]
+    reason: str | None = None
+    try:
+        socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_SECONDS).close()
+    except OSError as exc:
+        reason = f"{host} cannot be reached ({exc.strerror or exc})"
+    _probes[(host, port)] = (now, reason)
+    return reason
+
+
 def _resolve_hf(loc: HfLocation, cache: str | os.PathLike[str] | None) -> Path:
     # Imported on first use, not with the module: huggingface_hub's HTTP stack takes ~0.15 s.
     from huggingface_hub import constants, hf_hub_download
@@ -295,6 +332,25 @@ def _resolve_hf(loc: HfLocation, cache: str | os.PathLike[str] | None) -> Path:
     endpoint = os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or None
     offline = _offline()
     cache_root = cache if cache is not None else constants.HF_HUB_CACHE
+    unreachable = None if offline else _unreachable(endpoint)
+    if unreachable is not None:  # no network: the cache or a short error, not minutes of retries
+        try:
+            return Path(
+                hf_hub_download(
+                    repo_id=loc.repo_id,
+                    filename=loc.filename,
+                    revision=loc.revision,
+                    repo_type=loc.repo_type,
+                    cache_dir=None if cache is None else os.fspath(cache),
+                    local_files_only=True,
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - not in the cache, whatever the class
+            raise HubOfflineError(
+                f"Cannot download {where}: {unreachable}, and it is not in the Hugging Face "
+                f"cache. {_OFFLINE_ROUTES}",
+                where,
+            ) from exc
     try:
         local = hf_hub_download(
             repo_id=loc.repo_id,
@@ -396,6 +452,7 @@ def download_url(url: str, cache: str | os.PathLike[str] | None = None) -> Path:
                 dir=folder, prefix=target.name + ".", suffix=".incomplete", delete=False
             ) as tmp:
                 tmp_name = tmp.name
+                chmod_as_created(tmp.fileno())
                 shutil.copyfileobj(response, tmp, 1 << 20)
                 size = tmp.tell()
         if expected is not None and expected.isdigit() and int(expected) != size:

@@ -327,10 +327,11 @@ class Mimi:
         self.kernel.decode(state, z, out, threads, scratch)
         return out
 
-    def encode(self, audio: np.ndarray) -> np.ndarray:
+    def encode(self, audio: np.ndarray, cancel: np.ndarray | None = None) -> np.ndarray | None:
         """Encode mono 24 kHz ``audio[T]`` into raw (not normalised) latents ``[N, inner_dim]``,
         ``N = ceil(T / frame_size)`` after right-padding with zeros, like the reference's
-        ``encode_to_latent``."""
+        ``encode_to_latent``. ``cancel`` (int32 ``[1]``, set nonzero from another thread)
+        stops it within one chunk of :data:`ENCODE_CHUNK_FRAMES` frames: None is returned."""
         x = np.asarray(audio, dtype=np.float32)
         if x.ndim == 2 and x.shape[0] == 1:
             x = x[0]
@@ -343,4 +344,4 @@ class Mimi:
         n = -(-x.shape[0] // self.frame_size)
         padded = np.zeros(n * self.frame_size, np.float32)
         padded[: x.shape[0]] = x
-        return self.kernel.encode(padded, ENCODE_CHUNK_FRAMES)
+        return self.kernel.encode(padded, ENCODE_CHUNK_FRAMES, 2, cancel)

@@ -18,6 +18,7 @@ threads, the cores, the other streams or how frames are grouped into decoder cal
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,42 @@ class Sampling:
     decode_steps: int
     #: EOS is ignored before this frame (the reference's ``_MIN_FRAMES_BEFORE_EOS``).
     min_frames_before_eos: int
+
+    def __post_init__(self) -> None:
+        """Refuse values no stream can sample with (set as model attributes, they are read
+        when a generation starts)."""
+        Sampling.check(self.temp, self.noise_clamp, self.eos_threshold, self.decode_steps)
+
+    @staticmethod
+    def check(
+        temp: float | None,
+        noise_clamp: float | None,
+        eos_threshold: float | None,
+        decode_steps: int,
+    ) -> None:
+        """Raise ValueError naming the first bad value (None: not given, not checked)."""
+
+        def number(x: object) -> bool:
+            return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+        if temp is not None and not (number(temp) and math.isfinite(temp) and temp >= 0):
+            raise ValueError(f"temp must be a finite number >= 0, got {temp!r}")
+        if noise_clamp is not None and not (
+            number(noise_clamp) and math.isfinite(noise_clamp) and noise_clamp > 0
+        ):
+            raise ValueError(
+                f"noise_clamp must be a finite number > 0 or None, got {noise_clamp!r}"
+            )
+        if eos_threshold is not None and not (
+            number(eos_threshold) and not math.isnan(eos_threshold)
+        ):
+            raise ValueError(f"eos_threshold must be a number (not NaN), got {eos_threshold!r}")
+        if (
+            isinstance(decode_steps, bool)
+            or not isinstance(decode_steps, (int, np.integer))
+            or decode_steps < 1
+        ):
+            raise ValueError(f"sampler_decode_steps must be an int >= 1, got {decode_steps!r}")
 
     @property
     def noise_std(self) -> float:

@@ -159,7 +159,9 @@ class TTSModel:
             {k: weights.pop(k) for k in [k for k in weights if k.startswith("mimi.")]}
         )
         self.mimi = Mimi(config, mimi_weights, dtype)
-        self._noise = _native.NoiseSource(seed if seed is not None else _entropy_seed())
+        self._noise = _native.NoiseSource(
+            _torch_seed(seed) if seed is not None else _entropy_seed()
+        )
         # Held by the call drawing from self._noise (at most one at a time).
         self._noise_lock = threading.Lock()
         self._stages = Stages(self.flow_lm, self.mimi)
@@ -206,12 +208,11 @@ class TTSModel:
             raise ValueError(
                 f"sampler_decode_steps must be an int >= 1, got {sampler_decode_steps!r}"
             )
-        if temp is not None and not (math.isfinite(temp) and temp >= 0):
-            raise ValueError(f"temp must be a finite number >= 0, got {temp!r}")
-        if noise_clamp is not None and not (noise_clamp > 0):
-            raise ValueError(f"noise_clamp must be positive, got {noise_clamp!r}")
-        if eos_threshold is not None and math.isnan(eos_threshold):
-            raise ValueError("eos_threshold must not be NaN")
+        if seed is not None:
+            _torch_seed(seed)  # a bad seed fails before the load, not after
+        Sampling.check(
+            temp=temp, noise_clamp=noise_clamp, eos_threshold=eos_threshold, decode_steps=1
+        )
         if quantize:
             dtype = "int8"
         if dtype not in _WEIGHT_DTYPES:
@@ -286,25 +287,34 @@ class TTSModel:
     def seed(self, seed: int) -> None:
         """Re-seed the model's noise generator (MT19937 like ``torch.manual_seed``); waits
         while a generation is drawing from it."""
+        value = _torch_seed(seed)
         with self._noise_lock:
-            self._noise.seed(int(seed))
+            self._noise.seed(value)
 
     @contextmanager
     def _noise_source(self, seed: int | None) -> Iterator[_native.NoiseSource]:
         """The generator one call draws from: the model's (re-seeded with ``seed`` if given)
         when free, else the call's own (see the class docstring)."""
+        value = None if seed is None else _torch_seed(seed)
         if self._noise_lock.acquire(blocking=False):
             try:
-                if seed is not None:
-                    self._noise.seed(int(seed))
+                if value is not None:
+                    self._noise.seed(value)
                 yield self._noise
             finally:
                 self._noise_lock.release()
         else:
-            yield _native.NoiseSource(int(seed) if seed is not None else _entropy_seed())
+            yield _native.NoiseSource(value if value is not None else _entropy_seed())
 
     def _sampling(self) -> Sampling:
-        """The sampling attributes as they are now (the reference reads them per generation)."""
+        """The sampling attributes as they are now (the reference reads them per generation);
+        a bad one (``model.temp = float("nan")``) raises ValueError naming it."""
+        try:
+            return self._sampling_unchecked()
+        except ValueError as exc:
+            raise ValueError(f"model attribute: {exc}") from None
+
+    def _sampling_unchecked(self) -> Sampling:
         return Sampling(
             temp=self.temp,
             noise_clamp=self.noise_clamp,
@@ -320,15 +330,30 @@ class TTSModel:
     # ------------------------------------------------------------------ voices
 
     def get_state_for_audio_prompt(
-        self, audio_conditioning: str | Path | np.ndarray | VoiceState, truncate: bool = False
+        self,
+        audio_conditioning: str | Path | np.ndarray | VoiceState,
+        truncate: bool = False,
+        *,
+        stop: threading.Event | None = None,
     ) -> VoiceState:
         """Voice state for a prompt: a ``.safetensors`` voice file (local, https://, hf://),
         a predefined voice name, an audio file (any rate, mono or stereo; resampled to 24 kHz)
         or a mono float array ``[T]`` / ``[1, T]`` already at 24 kHz. ``truncate`` keeps the
-        first 30 s.
+        first 30 s. Cloning a long prompt stops within ~0.05 s on Ctrl-C, or when ``stop`` is
+        set (:class:`~pocket_tts.voice.VoiceEncodingCancelled`).
         """
         if isinstance(audio_conditioning, VoiceState):
             return audio_conditioning.copy()
+        if audio_conditioning is None or isinstance(audio_conditioning, (bool, int, float, dict)):
+            raise TypeError(
+                "audio_conditioning must be a voice file or URL, a predefined voice name, an "
+                f"audio file or a float array, got {type(audio_conditioning).__name__}"
+                + (
+                    " (to generate without a voice, pass model_state=None to generate_audio)"
+                    if audio_conditioning is None
+                    else ""
+                )
+            )
         if isinstance(audio_conditioning, (str, Path)):
             src = str(audio_conditioning)
             if _is_safetensors_source(src):
@@ -352,7 +377,9 @@ class TTSModel:
                 raise ValueError(hub.VOICE_CLONING_UNSUPPORTED)
             if hub.is_remote_path(src):
                 audio_conditioning = hub.resolve_path(src)
-        voice = voice_state_from_audio(self.flow_lm, self.mimi, audio_conditioning, truncate)
+        voice = voice_state_from_audio(
+            self.flow_lm, self.mimi, audio_conditioning, truncate, stop=stop
+        )
         # The reference's prompt prefill also runs the flow head once and draws noise for it;
         # skipped while a generation holds the generator (its sequence is its own).
         if self._noise_lock.acquire(blocking=False):
@@ -572,6 +599,22 @@ class _Failed:
     """An exception of the producing thread, to re-raise in the async consumer."""
 
     exc: BaseException
+
+
+def _torch_seed(seed: object) -> int:
+    """The 64-bit generator seed ``torch.manual_seed(seed)`` uses: an int in
+    ``[-2**63, 2**64 - 1]``, a negative one taken modulo ``2**64`` (two's complement, as
+    torch does). A float (``1.5``, which torch would truncate silently) is refused."""
+    if isinstance(seed, (float, np.floating)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(
+            f"seed must be an int, as torch.manual_seed takes, got {type(seed).__name__} {seed!r}"
+        )
+    value = int(seed)
+    if not -(2**63) <= value <= 2**64 - 1:
+        raise ValueError(
+            f"seed {value} is outside [-2**63, 2**64 - 1], the range torch.manual_seed accepts"
+        )
+    return value % 2**64
 
 
 def _entropy_seed() -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .mimi import Mimi
 
 __all__ = [
+    "VoiceEncodingCancelled",
     "VoiceState",
     "VoiceStateError",
     "export_model_state",
@@ -40,10 +42,46 @@ __all__ = [
 ]
 
 _MODULE = re.compile(r"transformer\.layers\.(\d+)\.self_attn")
+#: Prefill scratch rows of a voice state: its prompt goes in blocks (FlowLM.prefill).
+PREFILL_ROWS = 64
 
 
 class VoiceStateError(ValueError):
     """A voice-state file that is unreadable, malformed, or made for another model."""
+
+
+class VoiceEncodingCancelled(RuntimeError):
+    """Building a voice state from audio was stopped (its ``stop`` event was set)."""
+
+
+def _encode_cancellable(mimi: Mimi, samples: np.ndarray, stop: threading.Event | None) -> Any:
+    """``mimi.encode(samples)`` on a worker thread, this one waiting in short slices: Ctrl-C
+    (KeyboardInterrupt here) or ``stop`` stops the encoder within one chunk of frames, and
+    the interrupt is raised once it has."""
+    cancel = np.zeros(1, np.int32)
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(mimi.encode(samples, cancel))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, name="pocket-tts-encode", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.02)
+            if stop is not None and stop.is_set():
+                cancel[0] = 1
+    except BaseException:
+        cancel[0] = 1
+        worker.join()
+        raise
+    if errors:
+        raise errors[0]
+    return result[0]
 
 
 @dataclass
@@ -120,6 +158,7 @@ def voice_state_from_audio(
     mimi: Mimi,
     audio: str | os.PathLike[str] | np.ndarray,
     truncate: bool = False,
+    stop: threading.Event | None = None,
 ) -> VoiceState:
     """Voice state of an audio prompt, as the reference's ``get_state_for_audio_prompt``.
 
@@ -129,14 +168,21 @@ def voice_state_from_audio(
     ``[N, inner]`` -> speaker projection (+ BOS row) -> prefill of a flow-LM state of exactly
     ``N + 1`` positions. The returned state has ``noise_draws == 1``: the reference consumes one
     noise vector here, which the caller must skip to stay in step with it.
+
+    A long prompt can be interrupted: Ctrl-C, or setting ``stop`` (from another thread), ends
+    the encoding or the prefill within about 0.05 s (:class:`VoiceEncodingCancelled` for
+    ``stop``).
     """
     from .audio.prompt import load_prompt_audio
 
     samples = load_prompt_audio(audio, truncate)
-    latents = mimi.encode(samples)
+    latents = _encode_cancellable(mimi, samples, stop)
+    if latents is None:
+        raise VoiceEncodingCancelled("voice encoding cancelled (stop was set)")
     cond = flow_lm.voice_conditioning(latents)
-    state = flow_lm.new_state(cond.shape[0], max_prefill=cond.shape[0])
-    flow_lm.prefill(state, cond)
+    state = flow_lm.new_state(cond.shape[0], max_prefill=min(cond.shape[0], PREFILL_ROWS))
+    if not flow_lm.prefill(state, cond, stop=stop):
+        raise VoiceEncodingCancelled("voice encoding cancelled (stop was set)")
     n = int(state.offset)
     return VoiceState(np.ascontiguousarray(state.kv[:, :, :n]), n, noise_draws=1)
 

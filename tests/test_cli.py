@@ -129,13 +129,54 @@ def test_bad_arguments_are_clear_errors(small, tmp_path, capsys) -> None:
     )
     assert main(["generate", "x", "--config", small, "--voice", str(tmp_path / "none.wav")]) == 1
     assert main(["generate", "x", "--config", small, "--text-file", str(tmp_path / "t")]) == 2
-    for bad in (
-        ["--max-tokens", "0"],
-        ["--seed", "-1"],
-        ["--temperature", "-1"],
-        ["--dtype", "float64"],
+    capsys.readouterr()
+    for bad, says in (
+        (["--max-tokens", "0"], "must be >= 1, got 0"),
+        (["--max-tokens", "many"], "expected an integer >= 1, got 'many'"),
+        (["--seed", "1.5"], "expected an integer, got '1.5'"),
+        (["--seed", str(2**70)], "the range torch.manual_seed accepts"),
+        (["--temperature", "-1"], "must be a finite number >= 0"),
+        (["--temperature", "abc"], "expected a number >= 0, got 'abc'"),
+        (["--eos-threshold", "nan"], "must be a number, got nan"),
+        (["--dtype", "float64"], "invalid choice"),
     ):
         with pytest.raises(SystemExit) as exc:
             main(["generate", "x", "--config", small, *bad])
         assert exc.value.code == 2
-    capsys.readouterr()
+        err = capsys.readouterr().err
+        assert says in err and "_non_negative" not in err and "_positive" not in err, err
+
+
+def test_clear_cache_command(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("POCKET_TTS_CACHE_DIR", str(tmp_path))
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    (packed / "a.safetensors").write_bytes(b"x" * 2048)
+    (packed / ".b.safetensors.123.tmp").write_bytes(b"y" * 10)
+    (packed / "keep.txt").write_text("not ours")
+    assert main(["clear-cache"]) == 0
+    out = capsys.readouterr().out
+    assert "removed 2 files" in out and str(packed) in out
+    assert [p.name for p in packed.iterdir()] == ["keep.txt"]
+    assert main(["clear-cache", "-q"]) == 0 and capsys.readouterr().out == ""
+
+
+def test_reference_flags_version_and_help(small, capsys) -> None:
+    """The reference's flags: --device cpu and --no-quantize are accepted, --device cuda and
+    --checkpoint get one clear line; --version; every option's help shows its default."""
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith("pocket-tts ")
+    args = ["generate", "x", "--config", small, "--voice", "none", "-q"]
+    assert main([*args, "--device", "cuda"]) == 2
+    assert "runs on the CPU only" in capsys.readouterr().err
+    assert main([*args, "--checkpoint", "model.pt"]) == 2
+    assert "need torch" in capsys.readouterr().err
+    assert main([*args, "--quantize", "--no-quantize"]) == 2
+    assert "contradict" in capsys.readouterr().err
+    for cmd in ("generate", "export-voice"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        text = capsys.readouterr().out
+        assert "(default: float32)" in text and "--device" in text
+        assert "(default: 50)" in text or cmd == "export-voice"

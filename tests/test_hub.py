@@ -294,32 +294,26 @@ def test_offline_error_names_file_and_cache_still_works(env, monkeypatch):
     assert state.log() == []
 
 
-def test_network_failure_error_names_file(env, monkeypatch):
+def test_network_failure_fails_fast_with_the_routes(env, monkeypatch):
+    """A hub that cannot be reached fails at once (one TCP probe; huggingface_hub would retry
+    with back-off, ~23 s per file) with a short message naming the offline routes, and files
+    already in the cache still resolve."""
+    state, _, _ = env
+    cached = resolve_path(f"hf://org/voices/a.wav@{COMMIT_A}")
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     monkeypatch.setenv("HF_ENDPOINT", dead)
-    # huggingface_hub retries a refused connection with exponential backoff (about 23 s of
-    # sleeps); skip the sleeps, only in its HTTP module, to keep the test fast.
-    from huggingface_hub.utils import _http
-
-    sleeps: list[float] = []
-
-    class _NoSleep:
-        def __getattr__(self, name):
-            return getattr(time, name)
-
-        @staticmethod
-        def sleep(seconds: float) -> None:
-            sleeps.append(seconds)
-
-    monkeypatch.setattr(_http, "time", _NoSleep(), raising=False)
+    state.clear()
     start = time.monotonic()
     with pytest.raises(HubOfflineError) as ei:
-        resolve_path(f"hf://org/voices/a.wav@{COMMIT_A}")
-    assert f"hf://org/voices/a.wav@{COMMIT_A}" in str(ei.value)
-    assert "could not be reached" in str(ei.value)
-    assert time.monotonic() - start < 120
+        resolve_path(f"hf://org/voices/b.wav@{COMMIT_A}")
+    assert time.monotonic() - start < 10
+    message = str(ei.value)
+    assert f"hf://org/voices/b.wav@{COMMIT_A}" in message and "cannot be reached" in message
+    assert "HF_HUB_OFFLINE=1" in message and "--config" in message and len(message) < 500
+    assert resolve_path(f"hf://org/voices/a.wav@{COMMIT_A}") == cached  # from the cache
+    assert state.log() == []
 
 
 def test_hf_endpoint_set_before_import_in_fresh_process(fake_hub, tmp_path):

@@ -208,3 +208,57 @@ def test_bad_voice_files(random_checkpoint, tmp_path) -> None:
         export_model_state(VoiceState(kv, 9), p)
     with pytest.raises(TypeError):
         export_model_state(kv, p)  # type: ignore[arg-type]
+
+
+def test_prefill_in_blocks_is_one_pass_bit_for_bit(ckpt) -> None:
+    """A voice prompt prefilled in blocks (so that Ctrl-C or stop answer within a block) gives
+    the bits of one pass, whatever the block size; never a block of one row among several."""
+    mimi, lm = models(*ckpt)
+    cond = lm.voice_conditioning(mimi.encode(load_prompt_audio(REF_WAV)))
+    states = []
+    for rows in (len(cond), 32, 5, 2, len(cond) - 1):
+        st = lm.new_state(len(cond), max_prefill=len(cond))
+        assert lm.prefill(st, cond, block_rows=rows)
+        states.append(st.kv.copy())
+    for kv in states[1:]:
+        assert np.array_equal(kv, states[0])
+
+
+def test_voice_encoding_stops_on_stop_and_ctrl_c(random_checkpoint, capsys) -> None:
+    """Cloning a long prompt stops early on stop (VoiceEncodingCancelled: raised only if the
+    work was cut short) or on a KeyboardInterrupt in the calling thread, leaving no encoder
+    thread behind; the model clones again afterwards. The delays are printed, not asserted
+    (noisy machines)."""
+    import _thread
+    import threading
+    import time
+
+    from pocket_tts import TTSModel
+    from pocket_tts.voice import VoiceEncodingCancelled
+
+    yaml_path, _ = random_checkpoint("english_2m_2026-10")
+    model = TTSModel.load_model(config=str(yaml_path), seed=0)
+    rng = np.random.default_rng(0)
+    long = (0.1 * rng.standard_normal(60 * 24000)).astype(np.float32)  # 1 min
+    delays = []
+    for how in ("stop", "ctrl-c"):
+        stop = threading.Event()
+        fire = stop.set if how == "stop" else _thread.interrupt_main
+        timer = threading.Timer(0.3, fire)
+        t0 = time.perf_counter()
+        timer.start()
+        with pytest.raises(VoiceEncodingCancelled if how == "stop" else KeyboardInterrupt):
+            model.get_state_for_audio_prompt(long, stop=stop)
+        delays.append(time.perf_counter() - t0 - 0.3)
+        timer.join()
+        assert not [
+            t for t in threading.enumerate() if t.name == "pocket-tts-encode" and t.is_alive()
+        ]
+    t0 = time.perf_counter()
+    assert model.get_state_for_audio_prompt(long).offset > 60 * 12  # the whole prompt
+    whole = time.perf_counter() - t0
+    with capsys.disabled():
+        print(
+            f"\n[cancel] 1 min prompt: whole {whole:.2f} s; stopped {delays[0] * 1000:.0f} ms "
+            f"after stop, {delays[1] * 1000:.0f} ms after Ctrl-C"
+        )

@@ -564,9 +564,11 @@ def _old_format_cache(path, arrays) -> None:
         "extra_tensor",
         "shape",
         "dtype",
+        "random_bytes",
+        "no_checksums",
     ],
 )
-def test_packed_cache_damaged_file_is_rebuilt(tmp_path, monkeypatch, small, damage):
+def test_packed_cache_damaged_file_is_rebuilt(tmp_path, monkeypatch, small, damage, caplog):
     """A cache file that is not a valid safetensors file, or a valid one whose metadata or
     tensors differ from what the load wants (an older format, another dtype's bits under the
     same name, a tensor missing, extra or reshaped), is ignored: the load packs afresh and the
@@ -592,6 +594,10 @@ def test_packed_cache_damaged_file_is_rebuilt(tmp_path, monkeypatch, small, dama
         cached.write_bytes(bytes(raw))
     elif damage == "old_format":
         _old_format_cache(cached, {k: fresh[k] for k in tensors})
+    elif damage == "random_bytes":  # a valid file whose tensor bytes changed on disk
+        raw[-3000:-2000] = np.random.default_rng(0).integers(0, 256, 1000, np.uint8).tobytes()
+        cached.write_bytes(bytes(raw))
+        read_header(cached)
     else:
         if damage == "metadata":
             metadata["source_size"] = "1"
@@ -601,13 +607,18 @@ def test_packed_cache_damaged_file_is_rebuilt(tmp_path, monkeypatch, small, dama
             rewrite["flow_lm.extra"] = np.zeros(3, np.float32)
         elif damage == "shape":
             rewrite[name] = RawTensor("F16", tensors[name].reshape(-1))
+        elif damage == "no_checksums":
+            del metadata["checksums"]
         else:  # the same bits labelled bfloat16
             rewrite[name] = RawTensor("BF16", tensors[name])
         write_safetensors(cached, rewrite, metadata=metadata)
         read_header(cached)  # still a valid safetensors file
-    got = load_weights(cfg, path, dtype="float16", cache=True)
+    with caplog.at_level("WARNING", logger="pocket_tts"):
+        got = load_weights(cfg, path, dtype="float16", cache=True)
     for key, arr in fresh.items():
         assert np.array_equal(got[key], arr), key
+    if damage in ("random_bytes", "no_checksums"):  # said, not silently trusted
+        assert "is damaged" in caplog.text and "packing the weights again" in caplog.text
     weight_cache.wait_for_saves()
     assert load_weights(cfg, path, dtype="float16", cache=True).keys() == fresh.keys()
     rebuilt = read_header(cached)  # rewritten whole
@@ -615,6 +626,30 @@ def test_packed_cache_damaged_file_is_rebuilt(tmp_path, monkeypatch, small, dama
     assert {k: (t.dtype, t.shape) for k, t in rebuilt.tensors.items()} == {
         k: (t.dtype, t.shape) for k, t in header.tensors.items()
     }
+
+
+def test_packed_cache_keeps_the_most_recently_used_within_its_bound(tmp_path, monkeypatch, small):
+    """Past POCKET_TTS_PACKED_CACHE_MAX_MB the least recently used entries go (a load touches
+    the entry it uses; the one just written always stays); clear() empties the folder."""
+    cfg, path, _ = _primed_cache(tmp_path, monkeypatch, small, "float32")
+    (f32,) = _cache_files(tmp_path)
+    one = f32.stat().st_size
+    monkeypatch.setenv("POCKET_TTS_PACKED_CACHE_MAX_MB", str(1.6 * one / 2**20))
+    os.utime(f32, (1, 1))  # used long ago
+    load_weights(cfg, path, dtype="int8", cache=True)
+    weight_cache.wait_for_saves()
+    assert len(_cache_files(tmp_path)) == 2  # int8 is smaller: both fit
+    load_weights(cfg, path, dtype="float32", cache=True)  # a hit: touches the float32 entry
+    load_weights(cfg, path, dtype="float16", cache=True)
+    weight_cache.wait_for_saves()
+    names = {p.name for p in _cache_files(tmp_path)}
+    assert f32.name in names and len(names) == 2  # the int8 entry, least recently used, went
+    monkeypatch.setenv("POCKET_TTS_PACKED_CACHE_MAX_MB", "0")
+    load_weights(cfg, path, dtype="bfloat16", cache=True)
+    weight_cache.wait_for_saves()
+    assert len(_cache_files(tmp_path)) == 1  # only the entry just written
+    files, size = weight_cache.clear()
+    assert files == 1 and size > 0 and _cache_files(tmp_path) == []
 
 
 def test_packed_cache_disabled_or_unwritable(tmp_path, monkeypatch, small, caplog):

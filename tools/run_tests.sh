@@ -20,6 +20,11 @@ tools/setup_reference_venv.sh
 # off sys.path, so the tests run against the installed, compiled package.
 .venv/bin/pytest -q --cov --cov-report=term --cov-fail-under=80 \
     -p no:cacheprovider "$@"
+# The fuzz targets' corpora (seeds and every finding kept as a regression), each input once:
+# seconds (tools/fuzz/common.py; fuzzing itself runs for minutes, see docs/reliability.md).
+for target in safetensors config audio text; do
+    .venv/bin/python "tools/fuzz/fuzz_$target.py" --replay "tools/fuzz/corpus/$target"
+done
 # The same kernels on their portable C fallback (POCKET_TTS_FORCE_GENERIC): every kernel
 # against its float64 twin, and the flow LM and the Mimi decoder against the reference (~2.5
 # min; the whole suite takes an hour this way, see docs/performance.md).

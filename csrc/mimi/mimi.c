@@ -163,10 +163,13 @@ typedef struct {
     PtSEANetState *ss;
     EncScratch *s;
     int produced;                   /* chunks with tokens ready (pt_progress_store) */
+    const volatile int *cancel;     /* nonzero: stop at the next chunk (NULL: never) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int consumed, failed;           /* slots released / abort (under mu) */
 } EncPipe;
+
+static int cancelled(const EncPipe *p) { return p->cancel && *p->cancel; }
 
 static int n_chunks(const EncPipe *p) {
     return (p->n_frames + p->chunk_frames - 1) / p->chunk_frames;
@@ -208,7 +211,7 @@ static void *seanet_stage(void *arg) {
     for (int c = 0; c < n_chunks(p); c++) {
         pthread_mutex_lock(&p->mu);
         while (c - p->consumed >= 2 && !p->failed) pthread_cond_wait(&p->cv, &p->mu);
-        int stop = p->failed;
+        int stop = p->failed || cancelled(p);
         pthread_mutex_unlock(&p->mu);
         if (stop) break;
         encode_seanet(p, c);
@@ -236,7 +239,7 @@ static int encode_two_stages(EncPipe *p, PtWindowKV *caches, PtConv1dState *ds,
         rc = 0;
         for (int c = 0; c < n_chunks(p) && rc == 0; c++) {
             pt_gemm_help_until(&p->produced, c + 1);
-            rc = encode_tail(p, c, caches, ds, latents, 1);
+            rc = cancelled(p) ? -2 : encode_tail(p, c, caches, ds, latents, 1);
             pthread_mutex_lock(&p->mu);
             p->consumed = c + 1;
             p->failed = rc != 0;
@@ -253,7 +256,7 @@ static int encode_two_stages(EncPipe *p, PtWindowKV *caches, PtConv1dState *ds,
 
 int pt_mimi_encode(const PtMimiEncoder *m, const float *audio, int n_frames, int chunk_frames,
                    float *latents, float *state_mem, PtWindowKV *caches, float *scratch,
-                   int threads) {
+                   int threads, const volatile int *cancel) {
     size_t off = 0;
     PtSEANetState ss;
     PtConv1dState ds;
@@ -266,11 +269,12 @@ int pt_mimi_encode(const PtMimiEncoder *m, const float *audio, int n_frames, int
     EncScratch s;
     encoder_scratch_layout(m, chunk_frames, scratch, &s);
     EncPipe p = {.m = m, .audio = audio, .n_frames = n_frames, .chunk_frames = chunk_frames,
-                 .ss = &ss, .s = &s};
+                 .ss = &ss, .s = &s, .cancel = cancel};
     int rc = threads > 1 && n_chunks(&p) > 1 ? encode_two_stages(&p, caches, &ds, latents) : 1;
     if (rc != 1) return rc;
     rc = 0;
     for (int c = 0; c < n_chunks(&p) && rc == 0; c++) {
+        if (cancelled(&p)) return -2;
         encode_seanet(&p, c);
         rc = encode_tail(&p, c, caches, &ds, latents, threads);
     }

@@ -88,10 +88,11 @@ size_t pt_mimi_encoder_scratch_size(const PtMimiEncoder *m, int chunk_frames);
 /* audio[n_frames * frame_size] -> latents[n_frames, inner]; caches: num_layers structs.
  * threads 2: the SEANet runs on a second thread one chunk ahead of the transformer and the
  * downsample (each stage on one core, products unsplit); threads 1: one after the other, the
- * GEMMs following pt_gemm_set_threads. Bit-identical either way. Returns 0 or -1 (KV-cache
- * error). */
+ * GEMMs following pt_gemm_set_threads. Bit-identical either way. `cancel` (NULL: none) is
+ * read before each chunk: nonzero stops the encoding there (another thread sets it). Returns 0,
+ * -1 (KV-cache error) or -2 (cancelled). */
 int pt_mimi_encode(const PtMimiEncoder *m, const float *audio, int n_frames, int chunk_frames,
                    float *latents, float *state_mem, PtWindowKV *caches, float *scratch,
-                   int threads);
+                   int threads, const volatile int *cancel);
 
 #endif

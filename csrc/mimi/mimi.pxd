@@ -38,4 +38,4 @@ cdef extern from "mimi.h" nogil:
     size_t pt_mimi_encoder_scratch_size(const PtMimiEncoder *m, int chunk_frames)
     int pt_mimi_encode(const PtMimiEncoder *m, const float *audio, int n_frames,
                        int chunk_frames, float *latents, float *state_mem, PtWindowKV *caches,
-                       float *scratch, int threads)
+                       float *scratch, int threads, const volatile int *cancel)

@@ -182,4 +182,13 @@ def load_prompt_audio(
         wav = resample(audio[None, :], rate, SAMPLE_RATE)[0]
     else:
         wav = _prompt_from_array(source, sample_rate)
+    seconds = len(wav) / SAMPLE_RATE
+    if seconds > PROMPT_TRUNCATE_SECONDS:
+        logger.warning(
+            "the voice prompt is %.0f s long: encoding it takes a while, and the longer the "
+            "prompt, the slower every generation with its voice (a voice state grows with it); "
+            "%d s clone a voice as well: pass truncate=True (CLI: the default) to keep them",
+            seconds,
+            PROMPT_TRUNCATE_SECONDS,
+        )
     return end_on_pause(wav, SAMPLE_RATE)

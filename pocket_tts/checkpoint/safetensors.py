@@ -302,10 +302,37 @@ def _parse_header(raw: bytes, data_start: int, file_size: int, where: str) -> He
     return Header(tensors=tensors, metadata=metadata, data_start=data_start, file_size=file_size)
 
 
+#: Magic numbers of files people give where a safetensors file belongs, and what to say.
+_FOREIGN_FORMATS = (
+    (b"RIFF", "a WAV audio file"),
+    (b"fLaC", "a FLAC audio file"),
+    (b"OggS", "an Ogg audio file"),
+    (b"ID3", "an MP3 audio file"),
+    (b"\xff\xfb", "an MP3 audio file"),
+    (b"PK\x03\x04", "a zip archive (a PyTorch .pt / .pth checkpoint?)"),
+    (b"\x80\x02", "a Python pickle (a PyTorch checkpoint?)"),
+    (b"\x80\x04", "a Python pickle (a PyTorch checkpoint?)"),
+    (b"GGUF", "a GGUF model file"),
+    (b"\x89HDF", "an HDF5 file"),
+)
+_AUDIO_HINT = "; an audio prompt goes to get_state_for_audio_prompt as a .wav / .flac / .ogg file"
+
+
+def _foreign_format(prefix: bytes, where: str) -> None:
+    """Raise SafetensorsError naming the file's real type, if its first bytes tell it."""
+    for magic, kind in _FOREIGN_FORMATS:
+        if prefix.startswith(magic):
+            hint = _AUDIO_HINT if "audio" in kind else ""
+            raise SafetensorsError(f"{where}: this is {kind}, not a safetensors file{hint}")
+
+
 def _header_length(prefix: bytes, file_size: int, where: str) -> int:
     if file_size < 8:
+        _foreign_format(prefix, where)
         raise SafetensorsError(f"{where}: file too short ({file_size} bytes) for a header length")
     (n,) = struct.unpack("<Q", prefix)
+    if n == 0 or n > MAX_HEADER_SIZE or 8 + n > file_size:  # not safetensors: say what it is
+        _foreign_format(prefix, where)
     if n == 0:
         raise SafetensorsError(f"{where}: header length is 0")
     if n > MAX_HEADER_SIZE:
@@ -550,6 +577,27 @@ def _prepare(name: object, value: object) -> tuple[str, np.ndarray]:
     return st, np.asarray(arr, dtype=le, order="C")
 
 
+def process_umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` would, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc: the racy way, restored at once
+    os.umask(mask)
+    return mask
+
+
+def chmod_as_created(fd: int) -> None:
+    """Give a file made by ``tempfile`` (always 0600) the mode ``open()`` would have given it
+    (0666 minus the umask), so that a voice or cache written for a service account can be read
+    by it, as the user's umask allows."""
+    os.fchmod(fd, 0o666 & ~process_umask())
+
+
 def write_safetensors(
     path: str | os.PathLike,
     tensors: Mapping[str, np.ndarray | RawTensor],
@@ -582,8 +630,15 @@ def write_safetensors(
     raw += b" " * (-len(raw) % 8)
 
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"{path} is a directory: give a file name, such as {path / 'voice.safetensors'}"
+        )
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        chmod_as_created(fd)
         with os.fdopen(fd, "wb") as f:
             f.write(struct.pack("<Q", len(raw)))
             f.write(raw)

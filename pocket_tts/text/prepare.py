@@ -128,7 +128,21 @@ class TextChunk:
 def _require_str(text: Any, name: str = "text") -> str:
     if not isinstance(text, str):
         raise TypeError(f"{name} must be a str, got {type(text).__name__}")
+    check_unicode(text, name)
     return text
+
+
+def check_unicode(text: str, name: str = "text") -> None:
+    """Raise ValueError for a lone surrogate (a str that is not Unicode text: what
+    ``bytes.decode(errors="surrogateescape")`` leaves for undecodable bytes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{name} contains a lone surrogate U+{ord(text[exc.start]):04X} at index "
+            f"{exc.start}, which is not Unicode text: decode the input with errors='replace' "
+            "(or remove the character)"
+        ) from None
 
 
 def ensure_terminal_punctuation(text: str) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..hub import is_remote_path, location_path
+from .prepare import check_unicode
 
 __all__ = [
     "JsonTokenizer",
@@ -60,6 +61,7 @@ def _local_file(path: str | os.PathLike[str], what: str) -> Path:
 def _check_text(text: Any) -> str:
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
+    check_unicode(text)
     return text
 
 
