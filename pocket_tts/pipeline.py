@@ -234,9 +234,13 @@ class Stages:
                 ]
         for i, chunk in enumerate(chunks):
             err = failed[i]
-            results.append(
-                err if err is not None else self._end_frame(chunk, latents_out[i], float(eos[i]))
-            )
+            if err is None:
+                try:
+                    results.append(self._end_frame(chunk, latents_out[i], float(eos[i])))
+                except FloatingPointError as exc:  # this stream's NaN, not the others'
+                    results.append(exc)
+            else:
+                results.append(err)
         return results
 
     def _step(
@@ -291,6 +295,8 @@ class Stages:
             stats.eos_step = step
         if stats.eos_step is not None and step >= stats.eos_step + chunk.frames_after_eos:
             return False
+        if not np.isfinite(latent).all():
+            raise FloatingPointError(_non_finite_origin(chunk, step))
         chunk.latents[step] = latent
         stats.frames = step + 1
         chunk.latent_in = chunk.latents[step]
@@ -316,6 +322,29 @@ class Stages:
             out[:m] *= self.fade_in[:m]
         chunk.frames_decoded = b
         return out
+
+
+def _non_finite_origin(chunk: ChunkState, step: int) -> str:
+    """Where a NaN / inf latent came from, as far as the stream's own inputs tell."""
+    flow = chunk.flow
+    if flow.shared_kv is not None and not np.isfinite(flow.shared_kv).all():
+        return (
+            f"the flow LM produced NaN / inf at frame {step} because the voice state holds "
+            "NaN / inf (a damaged voice file or array): rebuild the voice from its audio"
+        )
+    used = flow.own_kv[:, :, : max(0, flow.offset - flow.shared_positions)]
+    if not np.isfinite(chunk.text_embeddings).all():
+        return (
+            f"the flow LM produced NaN / inf at frame {step}: the text embeddings hold NaN / inf, "
+            "so the checkpoint's embedding table is damaged"
+        )
+    where = "its KV cache already held NaN / inf" if not np.isfinite(used).all() else "its state"
+    return (
+        f"the flow LM produced NaN / inf at frame {step} ({where}; the voice and the text "
+        "embeddings are finite, sampling temperature "
+        f"{chunk.sampling.temp}): the flow-LM weights are damaged: check the checkpoint, and "
+        "clear the packed-weights cache (pocket-tts clear-cache)"
+    )
 
 
 class StepWork:

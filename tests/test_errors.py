@@ -165,3 +165,31 @@ def test_long_voice_prompt_warns(model, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="pocket_tts"):
         model.get_state_for_audio_prompt(long[: 10 * 24000])
     assert "voice prompt" not in caplog.text
+
+
+def test_non_finite_values_name_their_origin(model) -> None:
+    """NaN in a voice state is named as the cause (not one generic 'latents contain NaN'),
+    and only its stream fails: a stream beside it gets its audio."""
+    import threading
+
+    voice = model.get_state_for_audio_prompt(str(REF_WAV))
+    broken = voice.copy()
+    broken.kv = broken.kv.copy()
+    broken.kv[0, :, 3] = np.nan  # a key and its value
+    got: dict[str, object] = {}
+
+    def run(name, v) -> None:
+        try:
+            got[name] = model.generate_audio(v, "Origins of things.", seed=1)
+        except FloatingPointError as exc:
+            got[name] = exc
+
+    threads = [threading.Thread(target=run, args=a) for a in (("bad", broken), ("ok", voice))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert isinstance(got["bad"], FloatingPointError)
+    assert "voice state holds NaN" in str(got["bad"]) and "rebuild the voice" in str(got["bad"])
+    assert isinstance(got["ok"], np.ndarray)
+    assert np.array_equal(got["ok"], model.generate_audio(voice, "Origins of things.", seed=1))
