@@ -332,19 +332,22 @@ def _resolve_hf(loc: HfLocation, cache: str | os.PathLike[str] | None) -> Path:
     endpoint = os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or None
     offline = _offline()
     cache_root = cache if cache is not None else constants.HF_HUB_CACHE
+
+    def download(local_only: bool) -> str:
+        return hf_hub_download(
+            repo_id=loc.repo_id,
+            filename=loc.filename,
+            revision=loc.revision,
+            repo_type=loc.repo_type,
+            cache_dir=None if cache is None else os.fspath(cache),
+            endpoint=endpoint,
+            local_files_only=local_only,
+        )
+
     unreachable = None if offline else _unreachable(endpoint)
     if unreachable is not None:  # no network: the cache or a short error, not minutes of retries
         try:
-            return Path(
-                hf_hub_download(
-                    repo_id=loc.repo_id,
-                    filename=loc.filename,
-                    revision=loc.revision,
-                    repo_type=loc.repo_type,
-                    cache_dir=None if cache is None else os.fspath(cache),
-                    local_files_only=True,
-                )
-            )
+            return Path(download(local_only=True))
         except Exception as exc:  # noqa: BLE001 - not in the cache, whatever the class
             raise HubOfflineError(
                 f"Cannot download {where}: {unreachable}, and it is not in the Hugging Face "
@@ -352,15 +355,7 @@ def _resolve_hf(loc: HfLocation, cache: str | os.PathLike[str] | None) -> Path:
                 where,
             ) from exc
     try:
-        local = hf_hub_download(
-            repo_id=loc.repo_id,
-            filename=loc.filename,
-            revision=loc.revision,
-            repo_type=loc.repo_type,
-            cache_dir=None if cache is None else os.fspath(cache),
-            endpoint=endpoint,
-            local_files_only=offline,
-        )
+        local = download(local_only=offline)
     # The order matters: GatedRepoError is a RepositoryNotFoundError, LocalEntryNotFoundError an
     # EntryNotFoundError, and (before huggingface_hub 1.0) every entry error an HfHubHTTPError.
     except HfGatedRepoError as exc:

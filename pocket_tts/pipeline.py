@@ -332,12 +332,12 @@ def _non_finite_origin(chunk: ChunkState, step: int) -> str:
             f"the flow LM produced NaN / inf at frame {step} because the voice state holds "
             "NaN / inf (a damaged voice file or array): rebuild the voice from its audio"
         )
-    used = flow.own_kv[:, :, : max(0, flow.offset - flow.shared_positions)]
     if not np.isfinite(chunk.text_embeddings).all():
         return (
             f"the flow LM produced NaN / inf at frame {step}: the text embeddings hold NaN / inf, "
             "so the checkpoint's embedding table is damaged"
         )
+    used = flow.own_kv[:, :, : max(0, flow.offset - flow.shared_positions)]
     where = "its KV cache already held NaN / inf" if not np.isfinite(used).all() else "its state"
     return (
         f"the flow LM produced NaN / inf at frame {step} ({where}; the voice and the text "

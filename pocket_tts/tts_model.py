@@ -310,18 +310,15 @@ class TTSModel:
         """The sampling attributes as they are now (the reference reads them per generation);
         a bad one (``model.temp = float("nan")``) raises ValueError naming it."""
         try:
-            return self._sampling_unchecked()
+            return Sampling(
+                temp=self.temp,
+                noise_clamp=self.noise_clamp,
+                eos_threshold=self.eos_threshold,
+                decode_steps=self.sampler_decode_steps,
+                min_frames_before_eos=self._MIN_FRAMES_BEFORE_EOS,
+            )
         except ValueError as exc:
             raise ValueError(f"model attribute: {exc}") from None
-
-    def _sampling_unchecked(self) -> Sampling:
-        return Sampling(
-            temp=self.temp,
-            noise_clamp=self.noise_clamp,
-            eos_threshold=self.eos_threshold,
-            decode_steps=self.sampler_decode_steps,
-            min_frames_before_eos=self._MIN_FRAMES_BEFORE_EOS,
-        )
 
     def _text_options(self) -> TextOptions:
         """The text attributes as they are now (the reference reads them per generation)."""
