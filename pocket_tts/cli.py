@@ -15,22 +15,15 @@ import threading
 import time
 from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import Any
 
 from .config import available_languages
+from .hub import HubOfflineError, default_voice_for_language
 
 logger = logging.getLogger("pocket_tts")
 
 DEFAULT_TEXT = "Hello world. I am Pocket TTS, running on your CPU without PyTorch."
-DEFAULT_VOICE = "alba"
 DEFAULT_VOICE_FOR_CUSTOM_CONFIG = "hf://kyutai/tts-voices/alba-mackenna/casual.wav"
-_VOICE_BY_LANGUAGE = {
-    "italian": "giovanni",
-    "spanish": "lola",
-    "german": "juergen",
-    "portuguese": "rafael",
-    "french": "estelle",
-    "dutch": "daan",
-}
 
 
 class CliError(Exception):
@@ -73,6 +66,24 @@ def _number(text: str) -> float:
     if math.isnan(value):
         raise argparse.ArgumentTypeError("must be a number, got nan")
     return value
+
+
+def _between(kind: type, low: float, high: float) -> Any:
+    """An argparse type: an int or a float (``kind``) within ``[low, high]``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {kind.__name__} {low}..{high}, got {text!r}"
+            ) from None
+        if not low <= value <= high:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be within {low}..{high}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def _seed(text: str) -> int:
@@ -216,12 +227,179 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _model_args(e)
 
+    s = sub.add_parser(
+        "serve",
+        help="HTTP server: the reference's /tts, OpenAI's /v1/audio/speech, voices",
+        formatter_class=fmt,
+    )
+    s.add_argument("--host", default="localhost", help="address to bind (0.0.0.0: every one)")
+    s.add_argument("--port", type=_between(int, 0, 65535), default=8000, help="port to bind")
+    s.add_argument(
+        "--default-voice",
+        help="voice of requests that name none: a predefined "
+        "name, audio file, voice-state .safetensors, URL or hf:// path "
+        "(default: the language's voice)",
+    )
+    s.add_argument(
+        "--voices-dir",
+        help="keep registered voices in this folder (replicas may "
+        "share it); default: in memory only",
+    )
+    s.add_argument(
+        "--voice-alias",
+        action="append",
+        default=[],
+        metavar="NAME=VOICE",
+        help="map a voice name (e.g. an OpenAI one) onto a voice; repeatable",
+    )
+    s.add_argument(
+        "--max-streams",
+        type=_between(int, 1, 1024),
+        default=16,
+        help="streams generated at once (the engine's batch)",
+    )
+    s.add_argument(
+        "--max-queue",
+        type=_between(int, 0, 100000),
+        default=64,
+        help="requests waiting for a stream; beyond: 503 with Retry-After",
+    )
+    s.add_argument(
+        "--max-text-chars",
+        type=_between(int, 1, 10**7),
+        default=4096,
+        help="longest text of one request",
+    )
+    s.add_argument(
+        "--max-body-mb",
+        type=_between(float, 0.001, 4096),
+        default=32.0,
+        help="largest request body (uploads included)",
+    )
+    s.add_argument(
+        "--request-timeout",
+        type=_between(float, 0.1, 86400),
+        default=600.0,
+        help="seconds after which a stream is ended",
+    )
+    s.add_argument(
+        "--api-key",
+        default=os.environ.get("POCKET_TTS_API_KEY"),
+        help="require 'Authorization: Bearer KEY' (env POCKET_TTS_API_KEY)",
+    )
+    s.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="allowed browser origin, repeatable ('*': any); default: the reference's list",
+    )
+    s.add_argument(
+        "--shutdown-timeout",
+        type=_between(float, 0, 3600),
+        default=30.0,
+        help="on SIGTERM, seconds in-flight streams may take to finish",
+    )
+    s.add_argument(
+        "--truncate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="clone uploaded and URL voices from the first 30 s of their audio "
+        "(--no-truncate: all of it)",
+    )
+    s.add_argument(
+        "--temperature",
+        type=_non_negative_float,
+        default=None,
+        help="sampling temperature of every request (None: the config's; 0: deterministic)",
+    )
+    s.add_argument(
+        "--eos-threshold",
+        type=_number,
+        default=None,
+        help="end-of-speech logit threshold (None: the config's)",
+    )
+    s.add_argument(
+        "--noise-clamp",
+        type=_number,
+        default=None,
+        help="clamp of the flow head's noise (None: no clamp)",
+    )
+    s.add_argument(
+        "--reload",
+        action="store_true",
+        help="the reference's flag: not supported (the model is loaded once)",
+    )
+    s.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="server log level (one JSON access line per request at info)",
+    )
+    _model_args(s)
+
     c = sub.add_parser(
         "clear-cache",
         help="delete the packed-weights cache (~/.cache/pocket_tts/packed; rebuilt on next load)",
     )
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .server import ServerSettings, create_app
+    except ImportError as exc:
+        raise CliError(
+            f"pocket-tts serve needs the server extra ({exc.name} is missing): "
+            "pip install 'pocket-tts-fast[server]'"
+        ) from exc
+    if args.reload:
+        raise CliError("--reload is not supported: the model is loaded once per process")
+    aliases: dict[str, str] | None = None
+    if args.voice_alias:
+        from .server.voices import OPENAI_VOICES
+
+        aliases = dict(OPENAI_VOICES)
+        for item in args.voice_alias:
+            name, sep, voice = item.partition("=")
+            if not sep or not name.strip() or not voice.strip():
+                raise CliError(f"--voice-alias {item!r}: expected NAME=VOICE")
+            aliases[name.strip()] = voice.strip()
+    model = _load_model(
+        args, temp=args.temperature, noise_clamp=args.noise_clamp, eos_threshold=args.eos_threshold
+    )
+    model.engine.configure(max_streams=args.max_streams, max_waiting=args.max_queue)
+    settings = ServerSettings(
+        default_voice=args.default_voice,
+        voices_dir=args.voices_dir,
+        voice_aliases=aliases,
+        max_text_chars=args.max_text_chars,
+        max_body_bytes=int(args.max_body_mb * 2**20),
+        request_timeout=args.request_timeout,
+        api_key=args.api_key or None,
+        language=args.language,
+        truncate_prompts=args.truncate,
+    )
+    if args.cors_origin:
+        settings.cors_origins = tuple(args.cors_origin)
+    app = create_app(model, settings)
+    logging.getLogger("pocket_tts.server").setLevel(args.log_level.upper())
+    if not args.quiet:
+        print(
+            f"pocket-tts serve: http://{args.host}:{args.port}/ (Ctrl-C or SIGTERM to stop)",
+            file=sys.stderr,
+        )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,  # pocket_tts.server.access logs one JSON line per request
+        timeout_graceful_shutdown=args.shutdown_timeout,
+    )
+    return 0
 
 
 def _clear_cache(args: argparse.Namespace) -> int:
@@ -267,8 +445,7 @@ def _load_model(args: argparse.Namespace, **kw):
 def _default_voice(args: argparse.Namespace) -> str:
     if args.config or args.weights:
         return DEFAULT_VOICE_FOR_CUSTOM_CONFIG
-    lang = args.language or "english"
-    return next((v for k, v in _VOICE_BY_LANGUAGE.items() if k in lang), DEFAULT_VOICE)
+    return default_voice_for_language(args.language)
 
 
 class _Progress:
@@ -311,7 +488,16 @@ def _generate(args: argparse.Namespace) -> int:
     voice_arg = args.voice or _default_voice(args)
     voice = None
     if voice_arg.lower() != "none":
-        voice = model.get_state_for_audio_prompt(voice_arg, truncate=args.truncate)
+        try:
+            voice = model.get_state_for_audio_prompt(voice_arg, truncate=args.truncate)
+        except HubOfflineError as exc:
+            if args.voice:
+                raise
+            raise CliError(
+                f"no --voice given, and the default voice for a custom config, {voice_arg}, "
+                f"cannot be downloaded: {exc.reason}. Pass --voice (a local audio file, a "
+                "voice-state .safetensors, or 'none')."
+            ) from exc
     progress = _Progress(enabled=not args.quiet and sys.stderr.isatty())
     stop = threading.Event()
     to_stdout = args.output_path == "-"
@@ -384,6 +570,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _generate(args)
         if args.command == "clear-cache":
             return _clear_cache(args)
+        if args.command == "serve":
+            return _serve(args)
         return _export_voice(args)
     except CliError as exc:
         print(f"pocket-tts: error: {exc}", file=sys.stderr)

@@ -112,7 +112,8 @@ class Stream:
         self.decode_failed = False
         self.in_step = False  # in the flow-LM step running now
         self.decoding = False  # claimed by a decode job
-        self.released = False  # the engine holds no reference to its state any more
+        self.released = False  # out of the engine's list (no new work will claim it)
+        self.holders = 0  # workers whose unit of work references it (its state stays alive)
         self.changed = _Signal()  # set on news for the consumer
         self.joined_at = time.perf_counter()
         self.first_audio_at = 0.0  # when frame 0 was decoded (then frame k is due k frames on)
@@ -172,9 +173,11 @@ class Stream:
         finally:
             with engine._lock:
                 engine._cancel(self)
+            # Until no worker references the stream either: its state is then freed before
+            # the caller allocates the next chunk's (two would be alive at once otherwise).
             while True:
                 with engine._lock:
-                    if self.released:
+                    if self.released and self.holders == 0:
                         break
                 self.changed.wait(0.05)
 
@@ -355,11 +358,19 @@ class Engine:
                     self._run_decode(action[1], role)
             finally:
                 if kind != "help":
+                    held = action[1] if kind == "step" else [action[1]]
+                    action = None
                     with self._lock:
                         self._busy[role] = False
                         self._busy_first[role] = False
                         self._units[role] += 1
                         _native.progress_store(self._progress[role], self._units[role])
+                        for s in held:
+                            s.holders -= 1
+                            s.changed.set()
+                        # Dropped under the lock: a consumer that sees holders == 0 finds
+                        # the stream's state unreferenced.
+                        held = s = None
                     self._wake_workers()
                 action = None  # hold no stream while idle: its state is freed when it leaves
 
@@ -399,6 +410,7 @@ class Engine:
                 if s._ready_for_lm() and steps in (-1, s.chunk.sampling.decode_steps):
                     steps = s.chunk.sampling.decode_steps
                     s.in_step = True
+                    s.holders += 1
                     batch.append(s)
                     # A joiner's text prefill is most of its time to first audio: the other
                     # thread helps with it, as with a first decode.
@@ -412,6 +424,7 @@ class Engine:
 
     def _claim_decode(self, stream: Stream, role: str) -> tuple:
         stream.decoding = True
+        stream.holders += 1
         self._busy_first[role] = stream.decoded == 0
         return ("decode", stream)
 

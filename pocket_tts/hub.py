@@ -139,7 +139,13 @@ class HubError(OSError):
 
 
 class HubOfflineError(HubError):
-    """Offline mode is on, or the server could not be reached, and the file is not cached."""
+    """Offline mode is on, or the server could not be reached, and the file is not cached.
+
+    ``reason`` says which (for example ``"offline mode is on (HF_HUB_OFFLINE=1)"``)."""
+
+    def __init__(self, message: str, location: str | None = None, reason: str = "") -> None:
+        super().__init__(message, location)
+        self.reason = reason
 
 
 class HubNotFoundError(HubError, FileNotFoundError):
@@ -286,10 +292,19 @@ _PROBE_TIMEOUT_SECONDS = 3.0
 _PROBE_TTL_SECONDS = 30.0
 _probes: dict[tuple[str, int], tuple[float, str | None]] = {}
 _OFFLINE_ROUTES = (
-    "Offline, load a local config (--config / load_model(config=...) with local weights_path "
-    "and tokenizer_path, see the README) or set HF_HUB_OFFLINE=1 to use files already in the "
-    "Hugging Face cache; online, check the network (or HF_ENDPOINT)."
+    "Fixes: a local config (--config, or load_model(config=...), whose weights_path and "
+    "tokenizer_path are local files); HF_HUB_OFFLINE=1 once the files are in the cache; or "
+    "the network (check HF_ENDPOINT and proxies)."
 )
+
+
+def _not_cached(where: str, reason: str, cache_root: object) -> HubOfflineError:
+    return HubOfflineError(
+        f"Cannot download {where}: {reason}, and it is not in the Hugging Face cache "
+        f"({cache_root}). {_OFFLINE_ROUTES}",
+        where,
+        reason,
+    )
 
 
 def _unreachable(endpoint: str | None) -> str | None:
@@ -349,11 +364,7 @@ def _resolve_hf(loc: HfLocation, cache: str | os.PathLike[str] | None) -> Path:
         try:
             return Path(download(local_only=True))
         except Exception as exc:  # noqa: BLE001 - not in the cache, whatever the class
-            raise HubOfflineError(
-                f"Cannot download {where}: {unreachable}, and it is not in the Hugging Face "
-                f"cache. {_OFFLINE_ROUTES}",
-                where,
-            ) from exc
+            raise _not_cached(where, unreachable, cache_root) from exc
     try:
         local = download(local_only=offline)
     # The order matters: GatedRepoError is a RepositoryNotFoundError, LocalEntryNotFoundError an
@@ -373,17 +384,8 @@ def _resolve_hf(loc: HfLocation, cache: str | os.PathLike[str] | None) -> Path:
         ) from exc
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
         if offline or isinstance(exc, OfflineModeIsEnabled):
-            raise HubOfflineError(
-                f"Cannot download {where}: offline mode is on (HF_HUB_OFFLINE=1) and the file is "
-                f"not in the Hugging Face cache ({cache_root}). Unset HF_HUB_OFFLINE or download "
-                "it once while online.",
-                where,
-            ) from exc
-        raise HubOfflineError(
-            f"Cannot download {where}: the Hugging Face Hub could not be reached (network "
-            f"error: {exc}) and the file is not in the local cache ({cache_root}).",
-            where,
-        ) from exc
+            raise _not_cached(where, "offline mode is on (HF_HUB_OFFLINE=1)", cache_root) from exc
+        raise _not_cached(where, "the Hugging Face Hub could not be reached", cache_root) from exc
     except EntryNotFoundError as exc:
         revision = "" if loc.revision is None else f" at revision {loc.revision}"
         raise HubNotFoundError(
@@ -397,11 +399,8 @@ def _resolve_hf(loc: HfLocation, cache: str | os.PathLike[str] | None) -> Path:
             raise _access_denied(loc, status) from exc
         raise HubError(f"Cannot download {where}: {exc}", where) from exc
     except (ConnectionError, TimeoutError) as exc:
-        raise HubOfflineError(
-            f"Cannot download {where}: the Hugging Face Hub could not be reached (network "
-            f"error: {exc}) and the file is not in the local cache ({cache_root}).",
-            where,
-        ) from exc
+        reason = f"the Hugging Face Hub could not be reached ({type(exc).__name__}: {exc})"
+        raise _not_cached(where, reason, cache_root) from exc
     except Exception as exc:  # noqa: BLE001 - the HTTP client's own errors, a full disk...
         # ...still name the file, and resolve_weights falls back on any HubError.
         raise HubError(f"Cannot download {where}: {type(exc).__name__}: {exc}", where) from exc
@@ -508,6 +507,23 @@ def resolve_path(
     return Path(path).expanduser()
 
 
+#: The predefined voice of each language (the reference's defaults); others: alba.
+_VOICE_BY_LANGUAGE = {
+    "italian": "giovanni",
+    "spanish": "lola",
+    "german": "juergen",
+    "portuguese": "rafael",
+    "french": "estelle",
+    "dutch": "daan",
+}
+
+
+def default_voice_for_language(language: str | None) -> str:
+    """The predefined voice used when none is named, for a packaged language (None: English)."""
+    lang = language or "english"
+    return next((v for k, v in _VOICE_BY_LANGUAGE.items() if k in lang), "alba")
+
+
 def predefined_voice_path(language_config_stem: str, name: str) -> str:
     """``hf://`` location of predefined voice ``name``'s state for a packaged language config.
 
@@ -580,12 +596,24 @@ def resolve_weights(config: Any) -> tuple[Path | None, bool]:
     except HubError as exc:
         if fallback is None:
             raise
-        logger.warning(_fallback_message(str(primary), str(fallback), exc))
         try:
-            return locate(fallback), False
+            path = locate(fallback)
+        except HubOfflineError as exc2:
+            if not isinstance(exc, HubOfflineError):
+                raise
+            # The usual first run without the hub: one short line, not both files' stories.
+            raise HubOfflineError(
+                f"Cannot obtain the model weights ({primary}, or its fallback without voice "
+                f"cloning): {exc2.reason}, and they are not in the Hugging Face cache. "
+                f"{_OFFLINE_ROUTES}",
+                exc2.location,
+                exc2.reason,
+            ) from exc2
         except HubError as exc2:
             raise type(exc2)(
                 f"Could not obtain the model weights. {primary}: {str(exc).rstrip('.')}. "
                 f"Fallback without voice cloning {fallback}: {exc2}",
                 exc2.location,
             ) from exc2
+        logger.warning(_fallback_message(str(primary), str(fallback), exc))
+        return path, False

@@ -356,16 +356,10 @@ class TTSModel:
             if _is_safetensors_source(src):
                 return import_model_state(hub.resolve_path(src), self.flow_lm)
             if isinstance(audio_conditioning, str) and src in hub.PREDEFINED_VOICES:
-                if self.has_custom_weights:
-                    raise ValueError(
-                        f"Predefined voice {src!r} is a state precomputed with the released "
-                        "weights; pass the voice as an audio file instead."
-                    )
-                if self.origin is None or self.origin.parent.resolve() != CONFIGS_DIR.resolve():
-                    raise ValueError(
-                        "Cannot use predefined voices when the model is not loaded from a "
-                        f"packaged language config (origin: {self.origin})."
-                    )
+                unavailable = self.predefined_voices_unavailable()
+                if unavailable is not None:
+                    raise ValueError(unavailable.format(voice=repr(src)))
+                assert self.origin is not None  # checked by predefined_voices_unavailable
                 return import_model_state(
                     hub.resolve_path(hub.predefined_voice_path(self.origin.stem, src)),
                     self.flow_lm,
@@ -385,6 +379,22 @@ class TTSModel:
             finally:
                 self._noise_lock.release()
         return voice
+
+    def predefined_voices_unavailable(self) -> str | None:
+        """Why this model cannot use the predefined voices (None: it can). They are states
+        precomputed with the released weights of a packaged language config. The reason has a
+        ``{voice}`` field for the voice's name."""
+        if self.has_custom_weights:
+            return (
+                "Predefined voice {voice} is a state precomputed with the released weights; "
+                "pass the voice as an audio file instead."
+            )
+        if self.origin is None or self.origin.parent.resolve() != CONFIGS_DIR.resolve():
+            return (
+                "Cannot use predefined voices when the model is not loaded from a packaged "
+                f"language config (origin: {self.origin})."
+            )
+        return None
 
     # ------------------------------------------------------------------ generation
 

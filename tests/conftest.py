@@ -63,6 +63,7 @@ def run_reference(script: str, *args: str, timeout: float = 900) -> str:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
     # The reference's import name is also ``pocket_tts``: keep our checkout off its path.
     env.pop("PYTHONPATH", None)
+    env.pop("LD_PRELOAD", None)  # tools/sanitize.sh: PyTorch runs without the sanitizer
     proc = subprocess.run(
         [str(REF_PYTHON), str(REPO / "tools" / "reference" / script), *map(str, args)],
         capture_output=True,
@@ -119,3 +120,11 @@ def random_checkpoint(tmp_path_factory):
         return cache[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def small(random_checkpoint):
+    """The YAML path of the random english_2m checkpoint (a test module may define its own
+    ``small``)."""
+    yaml_path, _ = random_checkpoint("english_2m_2026-10")
+    return str(yaml_path)

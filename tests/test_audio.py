@@ -816,3 +816,34 @@ def test_load_prompt_audio_threadsafe():
         t.join()
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])
+
+
+def test_header_claiming_billions_of_frames_allocates_only_what_is_there(tmp_path):
+    """Fuzz finding (tools/fuzz/corpus/audio/finding-flac-header-claims-8g-frames): a 415-byte
+    FLAC whose header claims 8.6e9 frames made soundfile allocate 32 GiB up front. Reading
+    goes by blocks, so memory follows the data actually decoded."""
+    import tracemalloc
+
+    data = (REPO / "tools/fuzz/corpus/audio/finding-flac-header-claims-8g-frames").read_bytes()
+    path = tmp_path / "huge.flac"
+    path.write_bytes(data[1:])  # the fuzz target's first byte picks the container
+    tracemalloc.start()
+    try:
+        for truncate in (True, False):
+            try:
+                wav = load_prompt_audio(str(path), truncate=truncate)
+            except AudioError:
+                continue
+            assert wav.ndim == 1 and len(wav) < 24000 * 31
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 64 * 2**20, peak
+    # A truncated read of a long file decodes only the first 30 s.
+    long = tmp_path / "long.flac"
+    sf.write(long, np.random.default_rng(0).uniform(-0.1, 0.1, 16000 * 70), 16000)
+    whole, _ = sf.read(long, dtype="float32")
+    np.testing.assert_array_equal(
+        load_prompt_audio(str(long), truncate=True),
+        end_on_pause(resample(whole[None, : 30 * 16000], 16000, 24000)[0], 24000),
+    )

@@ -15,12 +15,6 @@ from conftest import REF_WAV
 from pocket_tts.cli import main
 
 
-@pytest.fixture(scope="module")
-def small(random_checkpoint):
-    yaml_path, _ = random_checkpoint("english_2m_2026-10")
-    return str(yaml_path)
-
-
 def run_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     # cwd=/ keeps a source checkout's uncompiled pocket_tts/ off the child's sys.path.
     return subprocess.run(
@@ -180,3 +174,71 @@ def test_reference_flags_version_and_help(small, capsys) -> None:
         text = capsys.readouterr().out
         assert "(default: float32)" in text and "--device" in text
         assert "(default: 50)" in text or cmd == "export-voice"
+
+
+@pytest.mark.parametrize("route", ["offline", "unreachable"])
+def test_first_run_without_the_hub_fails_fast_naming_the_fixes(tmp_path, route) -> None:
+    """Issue 14.5: a first run with no hub access (empty cache) ends in a short error that
+    names the fixes, each line printed once."""
+    import os
+    import socket
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HOME=str(tmp_path), HF_HOME=str(tmp_path / "hf"), XDG_CACHE_HOME=str(tmp_path))
+    if route == "offline":
+        env["HF_HUB_OFFLINE"] = "1"
+    else:
+        with socket.socket() as s:  # a port nobody listens on: connection refused
+            s.bind(("127.0.0.1", 0))
+            env["HF_ENDPOINT"] = f"http://127.0.0.1:{s.getsockname()[1]}"
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pocket_tts", "generate", "--voice", "alba", "--text", "Hi."],
+        capture_output=True,
+        timeout=120,
+        cwd="/",
+        env=env,
+    )
+    assert time.monotonic() - start < 60  # generous: the point is no minutes of retries
+    err = proc.stderr.decode()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 1, err
+    assert len(lines) == 1 and len(err) < 700, err
+    for fix in ("--config", "HF_HUB_OFFLINE", "network"):
+        assert fix in err, err
+
+
+def test_custom_config_without_voice_offline_says_to_pass_voice(small, tmp_path) -> None:
+    """Issue 14.5: --config without --voice needs the hf:// default voice; with no hub the
+    error says so at once and names --voice."""
+    import os
+    import socket
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_HOME=str(tmp_path / "hf"), XDG_CACHE_HOME=str(tmp_path))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        env["HF_ENDPOINT"] = f"http://127.0.0.1:{s.getsockname()[1]}"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pocket_tts",
+            "generate",
+            "--config",
+            small,
+            "--text",
+            "Hi.",
+            "--output-path",
+            str(tmp_path / "o.wav"),
+        ],
+        capture_output=True,
+        timeout=120,
+        cwd="/",
+        env=env,
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert "--voice" in err and "default voice" in err and "alba-mackenna" in err, err
+    assert not (tmp_path / "o.wav").exists()

@@ -5,12 +5,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
-if ! command -v gcc >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq build-essential
+# gcc for the C; curl and Debian's chromium for the server's tests (a real client, a real
+# browser; Playwright drives the installed chromium, it downloads none).
+missing=()
+command -v gcc >/dev/null || missing+=(build-essential)
+command -v curl >/dev/null || missing+=(curl)
+command -v chromium >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q ".[dev]"
+# Verbose into a log: the build backend's own output (pip indents it) must carry no warning.
+mkdir -p artifacts
+.venv/bin/pip install -v ".[dev]" >artifacts/install.log 2>&1 || { tail -40 artifacts/install.log; exit 1; }
+if grep -E '^  .*([Ww]arning|WARNING|[Dd]eprecat)' artifacts/install.log \
+        | grep -v -e 'byte-compiling is disabled' -e "WARNING: Location '"; then
+    echo "the install printed the warnings above (artifacts/install.log)" >&2
+    exit 1
+fi
 # The C alone, -Wall -Wextra -Werror, for x86-64 and aarch64 (the portable fallback).
 tools/check_c.sh
 tools/setup_reference_venv.sh

@@ -5,7 +5,8 @@
 #   tools/sanitize.sh tsan [pytest args]   # ThreadSanitizer: the threaded tests
 #
 # The instrumented module is found first on PYTHONPATH; the sanitizer runtime is preloaded
-# into the (uninstrumented) interpreter. Reference subprocesses (PyTorch) run without it.
+# into the (uninstrumented) interpreter. Reference subprocesses (PyTorch) run without it
+# (tests/conftest.py drops LD_PRELOAD for them).
 # Any report fails the run (halt_on_error / abort_on_error).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,12 +36,13 @@ cp -r setup.py pyproject.toml csrc pocket_tts "$build/"
 rm -f "$build"/pocket_tts/*.so "$build"/pocket_tts/_native.c
 (cd "$build" && POCKET_TTS_SANITIZE=$san "$OLDPWD/.venv/bin/python" setup.py -q build_ext --inplace \
     >"$build/build.log" 2>&1) || { tail -30 "$build/build.log"; exit 1; }
-ref="$build/ref-python"
-printf '#!/bin/sh\nexec env -u LD_PRELOAD %s "$@"\n' "$PWD/.venv-ref/bin/python" >"$ref"
-chmod +x "$ref"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+# Refuse to run on anything but the instrumented build.
+PYTHONPATH="$build" LD_PRELOAD="$preload" .venv/bin/python -P -c \
+    "import sys, pocket_tts._native as n; sys.exit(not n.__file__.startswith('$build/'))" \
+    || { echo "the instrumented module is not the one imported" >&2; exit 1; }
 # The console script (not python -m) keeps the source tree off sys.path: the build is found.
-PYTHONPATH="$build" POCKET_TTS_REF_PYTHON="$ref" LD_PRELOAD="$preload" \
+PYTHONPATH="$build" LD_PRELOAD="$preload" \
     .venv/bin/pytest -q -p no:cacheprovider -p no:cov "${tests[@]}"

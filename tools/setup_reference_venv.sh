@@ -9,5 +9,7 @@ if .venv-ref/bin/python -c "import pocket_tts, torch" 2>/dev/null; then
 fi
 rm -rf .venv-ref
 "$PY" -m venv .venv-ref
-.venv-ref/bin/pip install -q torch==2.13.0
+# TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu: the CPU wheel (about 200 MB) instead of
+# PyPI's default CUDA build (several GB) on an online machine.
+.venv-ref/bin/pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch==2.13.0
 .venv-ref/bin/pip install -q pocket-tts==4.0.1

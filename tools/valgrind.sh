@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work="${TMPDIR:-/tmp}/pocket-tts-valgrind"
 mkdir -p "$work"
-shared="${POCKET_TTS_SHARED_DATA:-../shared/data}"
+shared="$(cd "${POCKET_TTS_SHARED_DATA:-../shared/data}" && pwd)"  # absolute: the run is elsewhere
 [ -f "$work/ckpt/english_2m_2026-10.yaml" ] || .venv/bin/python tools/make_random_checkpoint.py \
     --config english_2m_2026-10 --seed 0 --out "$work/ckpt" --tokenizer "$shared/tokenizer.model"
 cat >"$work/run.py" <<PY
@@ -27,6 +27,7 @@ PY
 cd "$work"
 PYTHONMALLOC=malloc POCKET_TTS_PACKED_CACHE=0 valgrind --tool=memcheck \
     --leak-check=no --track-origins=no --show-mismatched-frees=no \
+    --suppressions="$OLDPWD/tools/valgrind.supp" \
     --log-file="$work/memcheck.log" "$OLDPWD/.venv/bin/python" "$work/run.py"
 grep "ERROR SUMMARY" "$work/memcheck.log"
 if grep -qE "Invalid (read|write)|Invalid free|Source and destination overlap" "$work/memcheck.log"; then

@@ -163,7 +163,7 @@ def load_prompt_audio(
         else:
             path = Path(source)
         try:
-            audio, rate = read_audio(path)
+            audio, rate = read_audio(path, PROMPT_TRUNCATE_SECONDS + 1 if truncate else None)
         except AudioFileNotFoundError as exc:
             if "/" in name or "\\" in name or "." in name:
                 raise
