@@ -53,14 +53,19 @@ def engine_threads_exit(timeout: float = 10.0) -> bool:
     return False
 
 
-def run_reference(script: str, *args: str, timeout: float = 900) -> str:
-    """Run ``tools/reference/<script>`` with the reference venv's Python; return its stdout.
+def run_reference(
+    script: str, *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> str:
+    """Run ``tools/reference/<script>`` with the reference venv's Python (``env``: extra
+    environment variables); return its stdout.
 
     Fails (never skips) when the side venv is missing: ``.ci/run`` always builds it.
     """
     if not REF_PYTHON.exists():
         pytest.fail(f"reference venv missing at {REF_PYTHON}; run tools/setup_reference_venv.sh")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
+    env = dict(
+        os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0", **(env or {})
+    )
     # The reference's import name is also ``pocket_tts``: keep our checkout off its path.
     env.pop("PYTHONPATH", None)
     env.pop("LD_PRELOAD", None)  # tools/sanitize.sh: PyTorch runs without the sanitizer

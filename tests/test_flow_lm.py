@@ -117,11 +117,17 @@ def test_noise_generator_matches_torch(case) -> None:
 
 
 def test_rope_frequencies_bit_identical_to_torch() -> None:
+    """torch's float32 exp is MKL's, whose code path follows the CPU. Our table is torch's
+    values bit for bit on AVX2 machines (MKL_CBWR=AVX pins that path on any CPU); on an
+    AVX-512 CPU MKL misses other arguments, and the reference's own values there are within
+    one ulp of ours (11 of the 320 differ)."""
     dims = [16, 32, 48, 64, 96, 128, 256]
-    want = json.loads(run_reference("rope_freqs.py", *dims))
+    avx2_path = json.loads(run_reference("rope_freqs.py", *dims, env={"MKL_CBWR": "AVX"}))
+    this_cpu = json.loads(run_reference("rope_freqs.py", *dims))
     for D in dims:
         got = _native.rope_freqs(D).view(np.int32).tolist()
-        assert got == want[str(D)], D
+        assert got == avx2_path[str(D)], D
+        assert max(abs(a - b) for a, b in zip(got, this_cpu[str(D)], strict=True)) <= 1, D
 
 
 def test_bad_inputs_leave_model_usable(case) -> None:

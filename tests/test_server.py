@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -387,6 +388,23 @@ def test_openai_error_envelope_and_limits(server):
         413,
         "larger than the limit",
     )
+
+    def chunked_upload():  # a chunked multipart upload: the form parser must not hide the 413
+        yield (
+            b'--b0\r\nContent-Disposition: form-data; name="file"; filename="v.wav"\r\n'
+            b"Content-Type: audio/wav\r\n\r\n"
+        )
+        yield from chunked()
+        yield b"\r\n--b0--\r\n"
+
+    multipart = {"content-type": "multipart/form-data; boundary=b0"}
+    err(
+        httpx.post(f"{server.url}/v1/audio/voices", content=chunked_upload(), headers=multipart),
+        413,
+        "larger than the limit",
+    )
+    r = httpx.post(f"{server.url}/tts", content=chunked_upload(), headers=multipart)
+    assert r.status_code == 413 and "larger than the limit" in r.json()["detail"], r.text
     # The server is still fine.
     assert httpx.post(url, json={**base, "response_format": "pcm"}, timeout=60).status_code == 200
 
@@ -458,32 +476,112 @@ def test_voices_register_use_list_delete(server, engine, tmp_path):
     assert r.status_code == 400 and "unknown voice" in r.json()["error"]["message"]
 
 
-def test_voices_dir_is_shared_between_replicas(small, tmp_path):
+NGINX_CONF = """
+worker_processes 1;
+{user}
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log {tmp}/nginx-access.log;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    upstream pocket_tts {{ server 127.0.0.1:{a}; server 127.0.0.1:{b}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 40m;
+        location / {{
+            proxy_pass http://pocket_tts;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;          # audio leaves as it is made
+            proxy_request_buffering off;
+            proxy_read_timeout 600s;
+            add_header X-Upstream $upstream_addr always;
+        }}
+    }}
+}}
+"""
+
+
+@pytest.fixture
+def nginx_pair(small, tmp_path):
+    """Two replicas sharing one voices directory, behind nginx (round robin) on loopback."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     shared = tmp_path / "voices"
     a = Server(small, tmp_path, "--voices-dir", str(shared))
     b = Server(small, tmp_path, "--voices-dir", str(shared))
+    port = _free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(
+            user="user root;" if os.geteuid() == 0 else "",
+            tmp=tmp_path,
+            a=a.port,
+            b=b.port,
+            port=port,
+        )
+    )
+    proc = subprocess.Popen(
+        [nginx, "-p", str(tmp_path), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "nginx-stderr.log").open("wb"),
+    )
+    url = f"http://127.0.0.1:{port}"
     try:
-        r = httpx.post(
-            f"{a.url}/v1/audio/voices",
-            timeout=120,
-            files={"file": ("jfk.wav", (REF_WAV.parent / "jfk_16k.wav").read_bytes())},
-        )
-        vid = r.json()["id"]
-        ra = httpx.post(
-            f"{a.url}/v1/audio/speech",
-            timeout=120,
-            json={"model": "tts-1", "input": TEXT, "voice": vid, "response_format": "pcm"},
-        )
-        rb = httpx.post(
-            f"{b.url}/v1/audio/speech",
-            timeout=120,
-            json={"model": "tts-1", "input": TEXT, "voice": vid, "response_format": "pcm"},
-        )
-        assert rb.status_code == 200 and rb.content == ra.content
-        assert any(v["id"] == vid for v in httpx.get(f"{b.url}/v1/audio/voices").json()["voices"])
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, (tmp_path / "nginx-stderr.log").read_text()
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "nginx did not answer within 30 s"
+            time.sleep(0.1)
+        yield url, {f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"}
     finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         a.stop()
         b.stop()
+
+
+def test_replicas_behind_nginx_share_registered_voices(nginx_pair, engine):
+    """A voice registered through one replica speaks through the other, with the same
+    audio as the engine's clone of the same file."""
+    url, upstreams = nginx_pair
+    jfk = REF_WAV.parent / "jfk_16k.wav"
+    r = httpx.post(
+        f"{url}/v1/audio/voices", timeout=120, files={"file": ("jfk.wav", jfk.read_bytes())}
+    )
+    assert r.status_code == 201, r.text
+    vid, registered_on = r.json()["id"], r.headers["x-upstream"]
+    expected = _pcm(engine(TEXT, engine.model.get_state_for_audio_prompt(str(jfk), truncate=True)))
+    served: dict[str, bytes] = {}
+    for _ in range(6):  # round robin: both replicas within a few requests
+        r = httpx.post(
+            f"{url}/v1/audio/speech",
+            timeout=120,
+            json={"model": "tts-1", "input": TEXT, "voice": vid, "response_format": "pcm"},
+        )
+        assert r.status_code == 200, r.text
+        served[r.headers["x-upstream"]] = r.content
+        if len(served) == 2:
+            break
+    assert set(served) == upstreams
+    other = (upstreams - {registered_on}).pop()
+    assert np.array_equal(np.frombuffer(served[other], "<i2"), expected)
+    assert served[other] == served[registered_on]
+    # The other replica lists it too (it reads the shared directory).
+    listed = httpx.get(f"{url}/v1/audio/voices", timeout=10).json()["voices"]
+    assert any(v["id"] == vid for v in listed)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -491,9 +589,10 @@ def test_voices_dir_is_shared_between_replicas(small, tmp_path):
 # ----------------------------------------------------------------------------------------------
 
 
-def _slow_reader(srv: Server, text: str) -> socket.socket:
+def _slow_reader(srv: Server, text: str) -> tuple[socket.socket, bytes]:
     """A client that sends a speech request, reads its headers and then stops reading, with
-    a tiny receive buffer: its stream stays in the engine (back-pressured)."""
+    a tiny receive buffer: its stream stays in the engine (back-pressured). Returns the
+    socket and what it read."""
     body = json.dumps(
         {"model": "tts-1", "input": text, "voice": "alloy", "response_format": "pcm"}
     ).encode()
@@ -504,14 +603,66 @@ def _slow_reader(srv: Server, text: str) -> socket.socket:
         b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
         b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
     )
-    assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-    return sock
+    head = sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 200")
+    return sock, head
+
+
+def _rest_of_chunked_body(sock: socket.socket, head: bytes) -> bytes:
+    """Read a chunked HTTP/1.1 response to its end: ``head`` is what was read so far."""
+    sock.settimeout(120)
+    data = head
+    while b"\r\n0\r\n\r\n" not in data:
+        piece = sock.recv(1 << 16)
+        assert piece, "the server closed before the last chunk"
+        data += piece
+    body = data.split(b"\r\n\r\n", 1)[1]
+    out = bytearray()
+    while True:
+        size_line, body = body.split(b"\r\n", 1)
+        size = int(size_line, 16)
+        if size == 0:
+            return bytes(out)
+        out += body[:size]
+        body = body[size + 2 :]
+
+
+def test_slow_client_is_back_pressured_without_stalling_others(server, engine):
+    """A client that stops reading holds only its own stream: the engine pauses it (its
+    socket is full), the others are served in full meanwhile, and once it reads again it
+    gets all of its audio, exactly."""
+    sock, head = _slow_reader(server, LONG_TEXT)
+    with sock:
+        results: list[bytes] = []
+
+        def other(i: int) -> None:
+            text = f"{TEXT} Client {i}."
+            r = httpx.post(
+                f"{server.url}/v1/audio/speech",
+                timeout=120,
+                json={"model": "tts-1", "input": text, "voice": "alloy", "response_format": "pcm"},
+            )
+            assert r.status_code == 200
+            assert np.array_equal(np.frombuffer(r.content, "<i2"), _pcm(engine(text)))
+            results.append(r.content)
+
+        threads = [threading.Thread(target=other, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180)
+        assert len(results) == 3
+        # The slow stream is still in the engine, paused, not finished nor dropped.
+        assert server.metric("pocket_tts_active_streams") == 1
+        audio = _rest_of_chunked_body(sock, head)
+    assert np.array_equal(np.frombuffer(audio, "<i2"), _pcm(engine(LONG_TEXT)))
 
 
 def test_full_engine_answers_503_with_retry_after(small, tmp_path):
     srv = Server(small, tmp_path, "--max-streams", "1", "--max-queue", "0")
     try:
-        with _slow_reader(srv, LONG_TEXT):  # holds the one slot
+        sock, _ = _slow_reader(srv, LONG_TEXT)
+        with sock:  # holds the one slot
             assert srv.metric("pocket_tts_active_streams") == 1
             r = httpx.post(
                 f"{srv.url}/v1/audio/speech",
@@ -708,3 +859,70 @@ def test_uploads_are_cloned_from_30_s_unless_no_truncate(small, engine, tmp_path
             )
         finally:
             srv.stop()
+
+
+# ----------------------------------------------------------------------------------------------
+# Property-based fuzzing against the server's own OpenAPI schema
+# ----------------------------------------------------------------------------------------------
+
+
+def test_no_generated_request_gets_a_5xx(small, tmp_path):
+    """schemathesis (its CLI: its pytest plugin predates pytest 9) draws requests from the
+    schema FastAPI publishes, valid and invalid (bodies, multipart uploads of random bytes,
+    odd parameters), with stateful sequences through the voices API. None may get a 5xx, and
+    the server stays up. Short limits keep every request's work bounded."""
+    srv = Server(
+        small,
+        tmp_path,
+        "--voices-dir",
+        str(tmp_path / "voices"),
+        "--max-text-chars",
+        "160",
+        "--request-timeout",
+        "10",
+        "--max-body-mb",
+        "2",
+    )
+    try:
+        run = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("schemathesis")),
+                "run",
+                f"{srv.url}/openapi.json",
+                "--checks",
+                "not_a_server_error",
+                "--max-examples",
+                "40",
+                "--seed",
+                "15",
+                "--request-timeout",
+                "60",
+                "--generation-database",
+                "none",
+                "--no-color",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=tmp_path,
+        )
+        print(run.stdout[-2500:])
+        assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+        assert "No issues found" in run.stdout or "passed" in run.stdout, run.stdout[-3000:]
+        assert srv.proc.poll() is None
+        assert httpx.get(f"{srv.url}/health", timeout=10).status_code == 200
+        # What the server saw (its access log): the run reached synthesis, not only 4xx.
+        seen: dict[tuple[str, int], int] = {}
+        for line in srv.log.read_text(errors="replace").splitlines():
+            if line.startswith("INFO: {"):
+                rec = json.loads(line[len("INFO: ") :])
+                key = (
+                    rec["path"] if rec["path"] in ("/tts", "/v1/audio/speech") else "other",
+                    rec["status"],
+                )
+                seen[key] = seen.get(key, 0) + 1
+        print("[schemathesis] requests by (route, status):", sorted(seen.items()))
+        assert not any(status >= 500 for _, status in seen)
+        assert seen.get(("/v1/audio/speech", 200), 0) + seen.get(("/tts", 200), 0) > 0
+    finally:
+        assert srv.stop() in (0, -signal.SIGTERM), srv.log.read_text()[-3000:]

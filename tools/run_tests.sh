@@ -5,12 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
-# gcc for the C; curl and Debian's chromium for the server's tests (a real client, a real
-# browser; Playwright drives the installed chromium, it downloads none).
+# gcc for the C; curl, nginx and Debian's chromium for the server's tests (a real client, a
+# real load balancer, a real browser; Playwright drives the installed chromium, it downloads
+# none). The tests start nginx themselves, on loopback, with their own configuration.
 missing=()
 command -v gcc >/dev/null || missing+=(build-essential)
 command -v curl >/dev/null || missing+=(curl)
 command -v chromium >/dev/null || missing+=(chromium)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx-light)
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi

@@ -6,10 +6,11 @@
 #include "gemm.h"
 #include "vmath.h"
 
-/* RoPE frequency exp(i * step) as torch computes it in float32. Its vectorised exp is
- * correctly rounded except on a few arguments; for the head sizes 16..256 with max_period
- * 10000 those misses are listed here (checked against the reference in tests/test_flow_lm.py),
- * because at positions in the thousands one ulp of frequency is ~1e-4 rad of angle. */
+/* RoPE frequency exp(i * step) as torch computes it in float32 on AVX2 machines. Its exp
+ * (MKL's) is correctly rounded there except on a few arguments; for the head sizes 16..256
+ * with max_period 10000 those misses are listed here (checked against the reference in
+ * tests/test_flow_lm.py), because at positions in the thousands one ulp of frequency is
+ * ~1e-4 rad of angle. On AVX-512, MKL misses others: one ulp off in 11 of them. */
 float pt_rope_freq(int i, int D, float max_period) {
     float step = (float)(-log((double)max_period) * 2.0 / D);
     float f = (float)exp((double)((float)i * step));

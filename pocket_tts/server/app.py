@@ -119,10 +119,11 @@ class SpeechRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    model: str = Field(min_length=1)
-    input: str
-    voice: str | dict[str, str]
-    response_format: str = "mp3"
+    model: str = Field(min_length=1, examples=["tts-1"])
+    input: str = Field(examples=["Hello world. This is Pocket TTS."])
+    voice: str | dict[str, str] = Field(examples=["alloy", "alba", {"id": "default"}])
+    # A string checked by the handler (its 400 names the formats); the schema lists them.
+    response_format: str = Field("mp3", json_schema_extra={"enum": list(FORMATS)})
     speed: float = 1.0
     stream_format: Literal["audio", "sse"] = "audio"
     instructions: str | None = None
@@ -181,19 +182,34 @@ class _Limits:
                 await response(scope, receive, send_logged)
                 return
             received = 0
+            over = False
+            started: list[bool] = []
 
             async def receive_limited() -> Any:
-                nonlocal received
+                nonlocal received, over
                 message = await receive()
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > limit:  # a chunked body without Content-Length
-                        # An HTTPException: FastAPI's body parsing lets it through (it
-                        # turns any other exception into a 400).
+                        over = True
                         raise StarletteHTTPException(413, _too_large(limit).message)
                 return message
 
-            await self.app(scope, receive_limited, send_logged)
+            async def send_unless_over(message: Any) -> None:
+                # The body parser may turn the error above into its own (the multipart
+                # parser answers 400): once over the limit, the answer is the 413 below.
+                if not over:
+                    started.append(True)
+                    await send_logged(message)
+
+            try:
+                await self.app(scope, receive_limited, send_unless_over)
+            except Exception:
+                if not over or started:
+                    raise
+            if over and not started:
+                response = _error_response(path, _too_large(limit))
+                await response(scope, receive, send_logged)
         finally:
             route = info.get("route", path if path in _ROUTES else "other")
             self.metrics.requests.labels(route, str(status["code"])).inc()
@@ -304,8 +320,8 @@ def create_app(model: Any, settings: ServerSettings | None = None) -> FastAPI:
     @app.post("/tts")
     async def tts(
         request: Request,
-        text: Annotated[str, Form()],
-        voice_url: Annotated[str | None, Form()] = None,
+        text: Annotated[str, Form(examples=["Hello world."])],
+        voice_url: Annotated[str | None, Form(examples=["alba"])] = None,
         voice_wav: Annotated[UploadFile | None, File()] = None,
     ) -> StreamingResponse:
         """The reference's route: multipart ``text``, optional ``voice_url`` (a predefined
