@@ -141,7 +141,7 @@ def main() -> int:
         args.config, 0, tmp / "ckpt", tokenizer=shared_data() / "tokenizer.model"
     )
     text = yaml_path.read_text()
-    yaml_path.write_text(text.replace("default_eos_threshold:", "default_eos_threshold: 1.0e9 #"))
+    yaml_path.write_text(text.replace("default_eos_threshold:", "default_eos_threshold: 1.0e+9 #"))
     voice = str(shared_data() / "ref.wav")
     ours_port, ref_port = _free_port(), _free_port()
     servers = {
@@ -209,6 +209,18 @@ def main() -> int:
                 f"| {k} | {name} | {r['ttfb_p50_ms']:.0f} | {r['ttfb_p95_ms']:.0f} | "
                 f"{r['audio_s_per_wall_s']:.2f} | {r['slowest_rtf']:.2f} | {r['errors']} |"
             )
+    if "reference" in results:
+        print()
+        print("| K | audio s / wall s, ours / reference | TTFB p95, reference / ours |")
+        print("|---|---|---|")
+        for i, k in enumerate(args.k):
+            o, r = results["ours"][i], results["reference"][i]
+            ttfb = (
+                f"{r['ttfb_p95_ms'] / o['ttfb_p95_ms']:.1f}x"
+                if o["ttfb_p95_ms"] and r["ttfb_p95_ms"]
+                else "-"
+            )
+            print(f"| {k} | {o['audio_s_per_wall_s'] / r['audio_s_per_wall_s']:.1f}x | {ttfb} |")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))
