@@ -25,6 +25,15 @@ def has_avx2() -> bool:
 def force_generic(force: bool) -> None:
     """Force the portable kernels (tests run both paths); False restores detection."""
 
+#: Instruction-set level names, lowest first.
+ISA_LEVELS: tuple[str, ...]
+
+def isa() -> str:
+    """The instruction set the kernels use: ``"generic"``, ``"avx2"`` or ``"avx512"``."""
+
+def cap_isa(level: str) -> None:
+    """Use at most ``level`` from now on; ``"avx512"`` restores detection."""
+
 def help_until(progress: _I32, target: int) -> None:
     """Spin on this core, computing chunks of posted ``SHARED`` products, until
     ``progress[0] >= target``."""

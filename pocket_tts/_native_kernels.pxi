@@ -6,7 +6,7 @@
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
-from cpu cimport pt_cpu_has_avx2, pt_cpu_force_generic
+from cpu cimport pt_cpu_isa, pt_cpu_has_avx2, pt_cpu_cap_isa, pt_cpu_force_generic
 from elementwise cimport pt_layer_norm, pt_rms_norm_unbiased, pt_gelu_tanh, pt_silu, pt_elu
 from attention cimport (PtKVCache, pt_attention_scratch_size, pt_rope_freq, pt_rope,
                         pt_attention)
@@ -28,6 +28,23 @@ def has_avx2():
 def force_generic(bint force):
     """Force the portable kernels (tests run both paths); False restores detection."""
     pt_cpu_force_generic(force)
+
+
+#: Instruction-set level names, lowest first (cpu.h).
+ISA_LEVELS = ("generic", "avx2", "avx512")
+
+
+def isa():
+    """The instruction set the kernels use: ``"generic"``, ``"avx2"`` or ``"avx512"``."""
+    return ISA_LEVELS[pt_cpu_isa()]
+
+
+def cap_isa(str level):
+    """Use at most ``level`` (a name of :data:`ISA_LEVELS`) from now on; ``"avx512"``
+    restores detection. The AVX-512 kernels give the AVX2 kernels' bits; tests compare them."""
+    if level not in ISA_LEVELS:
+        raise ValueError(f"unknown instruction set {level!r}; expected one of {ISA_LEVELS}")
+    pt_cpu_cap_isa(ISA_LEVELS.index(level))
 
 
 #: ``threads=SHARED`` (FlowLMKernel.step / prefill, MimiKernel.decode): offer every product

@@ -87,6 +87,8 @@ def pytest_report_header(config) -> str:
     every subprocess it starts) on the portable C fallback."""
     from pocket_tts import _native
 
+    if _native.isa() == "avx512":
+        return "pocket_tts kernels: AVX-512 (and AVX2/FMA/F16C)"
     if _native.has_avx2():
         return "pocket_tts kernels: AVX2/FMA/F16C"
     forced = os.environ.get("POCKET_TTS_FORCE_GENERIC", "0") not in ("", "0")

@@ -314,3 +314,34 @@ def _until(cond, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         time.sleep(0.005)
+
+
+@pytest.mark.skipif(
+    __import__("pocket_tts")._native.isa() != "avx512",
+    reason="needs an AVX-512 CPU (the AVX2 kernels are tested on every x86-64 run)",
+)
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
+def test_avx512_and_avx2_kernels_give_the_same_audio(random_checkpoint, dtype: str) -> None:
+    """Whole streams, alone and batched (the flow-LM steps in the GEMV order over several
+    rows, the Mimi decoder's multi-row products), are bit-identical on the AVX-512 and AVX2
+    kernels."""
+    from pocket_tts import _native
+
+    yaml_path, _ = random_checkpoint("english_2m_2026-10")
+    model = TTSModel.load_model(config=str(yaml_path), eos_threshold=1e9, seed=0, dtype=dtype)
+    voice = model.get_state_for_audio_prompt(str(REF_WAV))
+    texts = ["Hello there, how are you?", LONG, "Numbers: one, two, three."]
+    audio = {}
+    for level in ("avx2", "avx512"):
+        _native.cap_isa(level)
+        try:
+            alone = [model.generate_audio(voice, t, seed=i) for i, t in enumerate(texts)]
+            calls = [
+                (lambda i=i: model.generate_audio(voice, texts[i], seed=i))
+                for i in range(len(texts))
+            ]
+            batched = _run_concurrently(calls, stagger=0.003)
+            audio[level] = [a.tobytes() for a in alone] + [batched[i].tobytes() for i in range(3)]
+        finally:
+            _native.cap_isa("avx512")
+    assert audio["avx2"] == audio["avx512"]

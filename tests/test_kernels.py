@@ -388,3 +388,42 @@ def test_pack_weights_matches_numpy_twin(dtype: str, shape: tuple[int, int]) -> 
         _native.pack_weights(w, dst[:, :-1], scale, dtype)
     with pytest.raises(ValueError, match="unknown"):
         _native.pack_weights(w, dst, scale, "float64")
+
+
+@pytest.mark.skipif(
+    K.isa() != "avx512",
+    reason="needs an AVX-512 CPU (the AVX2 kernels are tested on every x86-64 run)",
+)
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "int8"])
+def test_avx512_gemm_is_the_avx2_gemm_bit_for_bit(dtype: str) -> None:
+    """The AVX-512 kernels run each output's FMA chain in the AVX2 kernels' order: every row
+    count (one-row GEMV, 1..12-row tiles, several tiles, more than a row block) and k (one
+    block, several, odd) gives the same bits on both."""
+    from pocket_tts.checkpoint.loader import pack_panels
+
+    for out_f, in_f in ((70, 137), (40, 1100), (512, 64)):
+        w = f32(out_f, in_f)
+        stored, _, scale = stored_weights(w, dtype)
+        packed = pack_panels(stored)
+        for T in (1, 2, 3, 5, 6, 7, 12, 13, 16, 25, 40, 150):
+            x = f32(T, in_f)
+            got = {}
+            for level in ("avx2", "avx512"):
+                K.cap_isa(level)
+                try:
+                    got[level] = K.gemm(x, packed, dtype, out_f, scale)
+                finally:
+                    K.cap_isa("avx512")
+            assert got["avx2"].tobytes() == got["avx512"].tobytes(), (out_f, in_f, T)
+
+
+def test_cap_isa_rejects_unknown_levels_and_restores() -> None:
+    before = K.isa()
+    with pytest.raises(ValueError, match="unknown instruction set"):
+        K.cap_isa("sse9")
+    K.cap_isa("generic")
+    try:
+        assert K.isa() == "generic" and not K.has_avx2()
+    finally:
+        K.cap_isa("avx512")
+    assert K.isa() == before

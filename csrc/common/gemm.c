@@ -350,6 +350,207 @@ PT_DEFINE_GEMM(gemm_avx2_f16, PT_F16, 2)
 PT_DEFINE_GEMM(gemm_avx2_bf16, PT_BF16, 2)
 PT_DEFINE_GEMM(gemm_avx2_i8, PT_I8, 1)
 
+/* ---------------------------------------------------------------------------------------------
+ * AVX-512: a 16-column panel row is one zmm register, so a tile of R rows holds R accumulators
+ * (up to 12, twice the AVX2 tile's rows) and widens each panel row with one instruction. Every
+ * output is the same chain of FMAs over k as in the AVX2 kernels above (the multi-row order, or
+ * the GEMV order's even / odd sums added at the end), so the results are theirs bit for bit;
+ * only the tiling, which never changes a row's arithmetic, differs.
+ * ------------------------------------------------------------------------------------------- */
+#define TARGET512 __attribute__((target("avx512f,avx2,fma,f16c")))
+
+/* The 16 weights of panel row i, widened to fp32. */
+TARGET512 static inline __attribute__((always_inline)) __m512 load16_512(const void *pp,
+                                                                         size_t i,
+                                                                         const int dtype) {
+    if (dtype == PT_F16)
+        return _mm512_cvtph_ps(
+            _mm256_loadu_si256((const __m256i *)((const uint16_t *)pp + i * PT_PANEL)));
+    if (dtype == PT_BF16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(
+                _mm256_loadu_si256((const __m256i *)((const uint16_t *)pp + i * PT_PANEL))),
+            16));
+    if (dtype == PT_I8)
+        return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+            _mm_loadu_si128((const __m128i *)((const int8_t *)pp + i * PT_PANEL))));
+    return _mm512_loadu_ps((const float *)pp + i * PT_PANEL);
+}
+
+/* tile_gemv for R = 1..6 rows: per row one even-k and one odd-k accumulator, the AVX2 pair
+ * of each in one register; sums[r][32] keeps the same layout (even k, then odd k). */
+TARGET512 static inline __attribute__((always_inline)) void tile_gemv512(
+    float *sums, const float *x, int ldx, const void *pp, int k, const int R, const int dtype,
+    int first) {
+    __m512 b[6], c[6], w;
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        const float *sr = sums + r * 2 * PT_PANEL;
+        b[r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(sr);
+        c[r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(sr + PT_PANEL);
+    }
+    int i = 0;
+    const char *pb = (const char *)pp;
+    const size_t rb = dtype == PT_I8 ? PT_PANEL : 2 * PT_PANEL;
+    for (; i + 2 <= k; i += 2) {
+        if (dtype != PT_F32) _mm_prefetch(pb + (size_t)i * rb + 2048, _MM_HINT_NTA);
+        w = load16_512(pp, i, dtype);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++)
+            b[r] = _mm512_fmadd_ps(_mm512_set1_ps(x[(size_t)r * ldx + i]), w, b[r]);
+        w = load16_512(pp, i + 1, dtype);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++)
+            c[r] = _mm512_fmadd_ps(_mm512_set1_ps(x[(size_t)r * ldx + i + 1]), w, c[r]);
+    }
+    if (i < k) {
+        w = load16_512(pp, i, dtype);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++)
+            b[r] = _mm512_fmadd_ps(_mm512_set1_ps(x[(size_t)r * ldx + i]), w, b[r]);
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        float *sr = sums + r * 2 * PT_PANEL;
+        _mm512_storeu_ps(sr, b[r]);
+        _mm512_storeu_ps(sr + PT_PANEL, c[r]);
+    }
+}
+
+/* tile_gemv512 for R = 1..6, R known at run time. */
+TARGET512 static inline __attribute__((always_inline)) void tile_gemv512_rows(
+    float *sums, const float *x, int ldx, const void *pp, int k, int R, const int dtype,
+    int first) {
+    switch (R) {
+    case 1: tile_gemv512(sums, x, ldx, pp, k, 1, dtype, first); break;
+    case 2: tile_gemv512(sums, x, ldx, pp, k, 2, dtype, first); break;
+    case 3: tile_gemv512(sums, x, ldx, pp, k, 3, dtype, first); break;
+    case 4: tile_gemv512(sums, x, ldx, pp, k, 4, dtype, first); break;
+    case 5: tile_gemv512(sums, x, ldx, pp, k, 5, dtype, first); break;
+    default: tile_gemv512(sums, x, ldx, pp, k, 6, dtype, first); break;
+    }
+}
+
+/* The GEMV order over M rows on AVX-512: PT_DEFINE_GEMV with 6-row tiles. */
+#define PT_DEFINE_GEMV512(NAME, DTYPE, ESIZE)                                                  \
+    TARGET512 static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w,  \
+                               int M, const float *bias, int acc, int p_begin, int p_end) {    \
+        int k = w->in;                                                                         \
+        int kc = M <= 6 ? k : (PT_KC_BYTES / (PT_PANEL * (ESIZE))) & ~1;                       \
+        float sums[PT_ROW_BLOCK * 2 * PT_PANEL], buf[PT_PANEL];                                \
+        for (int rb = 0; rb < M; rb += PT_ROW_BLOCK) {                                         \
+            int rb_end = M - rb < PT_ROW_BLOCK ? M : rb + PT_ROW_BLOCK;                        \
+            int ntile = (rb_end - rb + 5) / 6;                                                 \
+            int tbase = (rb_end - rb) / ntile, textra = (rb_end - rb) % ntile;                 \
+            for (int p = p_begin; p < p_end; p++) {                                            \
+                const char *pp = (const char *)w->data + (size_t)p * k * PT_PANEL * (ESIZE);   \
+                int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;\
+                for (int kb = 0; kb < k; kb += kc) {                                           \
+                    int kn = k - kb < kc ? k - kb : kc;                                        \
+                    const char *pk = pp + (size_t)kb * PT_PANEL * (ESIZE);                     \
+                    for (int t = 0, r0 = rb; t < ntile; r0 += TILE_ROWS(t), t++)               \
+                        tile_gemv512_rows(sums + (size_t)(r0 - rb) * 2 * PT_PANEL,             \
+                                          x + (size_t)r0 * ldx + kb, ldx, pk, kn,              \
+                                          TILE_ROWS(t), DTYPE, kb == 0);                       \
+                }                                                                              \
+                for (int r = rb; r < rb_end; r++) {                                            \
+                    finish_gemv(buf, sums + (size_t)(r - rb) * 2 * PT_PANEL);                  \
+                    store_row(y + (size_t)r * ldy + p * PT_PANEL, buf, w, p, cols, bias, acc); \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+/* tile() on AVX-512: R = 1..12 rows, one accumulator each. */
+TARGET512 static inline __attribute__((always_inline)) void tile512(float *out, const float *x,
+                                                                    int ldx, const void *pp,
+                                                                    int k, const int R,
+                                                                    const int dtype,
+                                                                    const char *pf, int pfs,
+                                                                    int first) {
+    __m512 a[12], w;
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++)
+        a[r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(out + r * PT_PANEL);
+    for (int i = 0; i < k; i++) {
+        _mm_prefetch(pf + (size_t)i * pfs, _MM_HINT_T0);
+        w = load16_512(pp, i, dtype);
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++)
+            a[r] = _mm512_fmadd_ps(_mm512_set1_ps(x[(size_t)r * ldx + i]), w, a[r]);
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) _mm512_storeu_ps(out + r * PT_PANEL, a[r]);
+}
+
+/* tile512() for R = 1..12 rows, R known at run time. */
+TARGET512 static inline __attribute__((always_inline)) void tile512_rows(
+    float *s, const float *xr, int ldx, const void *pp, int kn, int R, const int dtype,
+    const char *pf, int pfs, int first) {
+    switch (R) {
+    case 1: tile512(s, xr, ldx, pp, kn, 1, dtype, pf, pfs, first); break;
+    case 2: tile512(s, xr, ldx, pp, kn, 2, dtype, pf, pfs, first); break;
+    case 3: tile512(s, xr, ldx, pp, kn, 3, dtype, pf, pfs, first); break;
+    case 4: tile512(s, xr, ldx, pp, kn, 4, dtype, pf, pfs, first); break;
+    case 5: tile512(s, xr, ldx, pp, kn, 5, dtype, pf, pfs, first); break;
+    case 6: tile512(s, xr, ldx, pp, kn, 6, dtype, pf, pfs, first); break;
+    case 7: tile512(s, xr, ldx, pp, kn, 7, dtype, pf, pfs, first); break;
+    case 8: tile512(s, xr, ldx, pp, kn, 8, dtype, pf, pfs, first); break;
+    case 9: tile512(s, xr, ldx, pp, kn, 9, dtype, pf, pfs, first); break;
+    case 10: tile512(s, xr, ldx, pp, kn, 10, dtype, pf, pfs, first); break;
+    case 11: tile512(s, xr, ldx, pp, kn, 11, dtype, pf, pfs, first); break;
+    default: tile512(s, xr, ldx, pp, kn, 12, dtype, pf, pfs, first); break;
+    }
+}
+
+/* PT_DEFINE_GEMM on AVX-512: 12-row tiles; int8 is widened per tile (one instruction a panel
+ * row here, as cheap as fp16's). */
+#define PT_DEFINE_GEMM512(NAME, DTYPE, ESIZE)                                                  \
+    TARGET512 static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w,  \
+                               int M, const float *bias, int acc, int p_begin, int p_end) {    \
+        int k = w->in, kc = PT_KC_BYTES / (PT_PANEL * (ESIZE));                                \
+        float sums[PT_ROW_BLOCK * PT_PANEL], buf[12 * PT_PANEL];                               \
+        for (int rb = 0; rb < M; rb += PT_ROW_BLOCK) {                                         \
+        int rb_end = M - rb < PT_ROW_BLOCK ? M : rb + PT_ROW_BLOCK;                            \
+        int ntile = (rb_end - rb + 11) / 12, npf = ntile < 4 ? (ntile < 2 ? 1 : 2) : 4;        \
+        int tbase = (rb_end - rb) / ntile, textra = (rb_end - rb) % ntile;                     \
+        int one = k <= kc;                                                                     \
+        for (int p = p_begin; p < p_end; p++) {                                                \
+            const char *pp = (const char *)w->data + (size_t)p * k * PT_PANEL * (ESIZE);       \
+            int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;    \
+            for (int kb = 0; kb < k; kb += kc) {                                               \
+                int kn = k - kb < kc ? k - kb : kc;                                            \
+                const char *pk = pp + (size_t)kb * PT_PANEL * (ESIZE);                         \
+                size_t bbytes = (size_t)kn * PT_PANEL * (ESIZE);                               \
+                const char *nxt = p + 1 < p_end || kb + kn < k ? pk + bbytes : pk;             \
+                for (int t = 0, r0 = rb; t < ntile; r0 += TILE_ROWS(t), t++) {                 \
+                    int R = TILE_ROWS(t);                                                      \
+                    const float *xr = x + (size_t)r0 * ldx + kb;                               \
+                    const char *pf = t < npf ? nxt + (size_t)t * bbytes / npf : pk;            \
+                    int pfs = t < npf ? PT_PANEL * (ESIZE) / npf : 0;                          \
+                    float *s = one ? buf : sums + (r0 - rb) * PT_PANEL;                        \
+                    tile512_rows(s, xr, ldx, pk, kn, R, DTYPE, pf, pfs, kb == 0);              \
+                    if (one)                                                                   \
+                        store_tile(y + (size_t)r0 * ldy + p * PT_PANEL, ldy, buf, R, w, p, cols,\
+                                   bias, acc);                                                 \
+                }                                                                              \
+            }                                                                                  \
+            for (int t = 0, r0 = rb; t < ntile && !one; r0 += TILE_ROWS(t), t++)               \
+                store_tile(y + (size_t)r0 * ldy + p * PT_PANEL, ldy, sums + (r0 - rb) * PT_PANEL,\
+                           TILE_ROWS(t), w, p, cols, bias, acc);                               \
+        }                                                                                      \
+        }                                                                                      \
+    }
+
+PT_DEFINE_GEMV512(gemv_avx512_f32, PT_F32, 4)
+PT_DEFINE_GEMV512(gemv_avx512_f16, PT_F16, 2)
+PT_DEFINE_GEMV512(gemv_avx512_bf16, PT_BF16, 2)
+PT_DEFINE_GEMV512(gemv_avx512_i8, PT_I8, 1)
+PT_DEFINE_GEMM512(gemm_avx512_f32, PT_F32, 4)
+PT_DEFINE_GEMM512(gemm_avx512_f16, PT_F16, 2)
+PT_DEFINE_GEMM512(gemm_avx512_bf16, PT_BF16, 2)
+PT_DEFINE_GEMM512(gemm_avx512_i8, PT_I8, 1)
+
 /* Longest k of the one-column path (its weights gathered on the stack). */
 #define PT_COL1_MAX_K 1024
 
@@ -388,6 +589,17 @@ static void run_avx2(const GemmJob *j) {
         return;
     }
     const int gemv = j->M == 1 || j->gemv_order;
+    if (pt_cpu_has_avx512()) {
+        typedef void (*Kernel)(float *, int, const float *, int, const PtMatrix *, int,
+                               const float *, int, int, int);
+        static const Kernel gemv512[4] = {gemv_avx512_f32, gemv_avx512_f16, gemv_avx512_bf16,
+                                          gemv_avx512_i8};
+        static const Kernel gemm512[4] = {gemm_avx512_f32, gemm_avx512_f16, gemm_avx512_bf16,
+                                          gemm_avx512_i8};
+        (gemv ? gemv512 : gemm512)[j->w->dtype](j->y, j->ldy, j->x, j->ldx, j->w, j->M,
+                                                j->bias, j->acc, j->p_begin, j->p_end);
+        return;
+    }
     switch (j->w->dtype) {
     case PT_F16:
         (gemv ? gemv_avx2_f16 : gemm_avx2_f16)(j->y, j->ldy, j->x, j->ldx, j->w, j->M, j->bias,
