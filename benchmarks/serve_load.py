@@ -140,8 +140,14 @@ def main() -> int:
     yaml_path, _ = make_random_checkpoint(
         args.config, 0, tmp / "ckpt", tokenizer=shared_data() / "tokenizer.model"
     )
+    # EOS off (a top-level key both servers read): every answer lasts the text's maximum
+    # generation length, so both servers make the same audio seconds.
     text = yaml_path.read_text()
-    yaml_path.write_text(text.replace("default_eos_threshold:", "default_eos_threshold: 1.0e+9 #"))
+    if "default_eos_threshold:" in text:
+        text = text.replace("default_eos_threshold:", "default_eos_threshold: 1.0e+9 #")
+    else:
+        text += "\ndefault_eos_threshold: 1.0e+9\n"
+    yaml_path.write_text(text)
     voice = str(shared_data() / "ref.wav")
     ours_port, ref_port = _free_port(), _free_port()
     servers = {
