@@ -167,14 +167,26 @@ TARGET static inline void finish_gemv(float *out, const float *sr) {
     _mm256_storeu_ps(out + 8, _mm256_add_ps(_mm256_loadu_ps(sr + 8), _mm256_loadu_ps(sr + 24)));
 }
 
+/* tile_gemv for R = 1..3, R known at run time. */
+TARGET static inline __attribute__((always_inline)) void tile_gemv_rows(
+    float *sums, const float *x, int ldx, const void *pp, int k, int R, const int dtype,
+    int first) {
+    switch (R) {
+    case 1: tile_gemv(sums, x, ldx, pp, k, 1, dtype, first); break;
+    case 2: tile_gemv(sums, x, ldx, pp, k, 2, dtype, first); break;
+    default: tile_gemv(sums, x, ldx, pp, k, 3, dtype, first); break;
+    }
+}
+
 /* The GEMV order over M rows (one-row calls, or pt_gemm_set_gemv_order): per output panel,
- * k-blocks that stay in L1 while every 3-row tile of the row block consumes them. */
-#define PT_DEFINE_GEMV(NAME, DTYPE, ESIZE)                                                     \
-    TARGET static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w,     \
-                            int M, const float *bias, int acc, int p_begin, int p_end) {       \
+ * k-blocks that stay in L1 while every tile of up to TMAX rows of the row block consumes them
+ * (TILE_FN: tile_gemv_rows, TMAX 3; or AVX-512's tile_gemv512_rows, TMAX 6). */
+#define PT_DEFINE_GEMV(NAME, TGT, TILE_FN, TMAX, DTYPE, ESIZE)                                 \
+    TGT static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int M, \
+                         const float *bias, int acc, int p_begin, int p_end) {                 \
         int k = w->in;                                                                         \
         /* One tile: nothing to share a block with, one pass over k. */                        \
-        int kc = M <= 3 ? k : (PT_KC_BYTES / (PT_PANEL * (ESIZE))) & ~1;                       \
+        int kc = M <= (TMAX) ? k : (PT_KC_BYTES / (PT_PANEL * (ESIZE))) & ~1;                  \
         float sums[PT_ROW_BLOCK * 2 * PT_PANEL], buf[PT_PANEL];                                \
         for (int rb = 0; rb < M; rb += PT_ROW_BLOCK) {                                         \
             int rb_end = M - rb < PT_ROW_BLOCK ? M : rb + PT_ROW_BLOCK;                        \
@@ -184,13 +196,10 @@ TARGET static inline void finish_gemv(float *out, const float *sr) {
                 for (int kb = 0; kb < k; kb += kc) {                                           \
                     int kn = k - kb < kc ? k - kb : kc;                                        \
                     const char *pk = pp + (size_t)kb * PT_PANEL * (ESIZE);                     \
-                    for (int r0 = rb; r0 < rb_end; r0 += 3) {                                  \
-                        int R = rb_end - r0 < 3 ? rb_end - r0 : 3;                             \
-                        float *sr = sums + (size_t)(r0 - rb) * 2 * PT_PANEL;                   \
-                        const float *xr = x + (size_t)r0 * ldx + kb;                           \
-                        if (R == 1) tile_gemv(sr, xr, ldx, pk, kn, 1, DTYPE, kb == 0);         \
-                        else if (R == 2) tile_gemv(sr, xr, ldx, pk, kn, 2, DTYPE, kb == 0);    \
-                        else tile_gemv(sr, xr, ldx, pk, kn, 3, DTYPE, kb == 0);                \
+                    for (int r0 = rb; r0 < rb_end; r0 += (TMAX)) {                             \
+                        int R = rb_end - r0 < (TMAX) ? rb_end - r0 : (TMAX);                   \
+                        TILE_FN(sums + (size_t)(r0 - rb) * 2 * PT_PANEL,                       \
+                                x + (size_t)r0 * ldx + kb, ldx, pk, kn, R, DTYPE, kb == 0);    \
                     }                                                                          \
                 }                                                                              \
                 for (int r = rb; r < rb_end; r++) {                                            \
@@ -283,22 +292,26 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
 /* Rows of row tile t in a row block (see tbase / textra below). */
 #define TILE_ROWS(t) (tbase + ((t) < textra))
 
-#define PT_DEFINE_GEMM(NAME, DTYPE, ESIZE)                                                     \
-    TARGET static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w,     \
-                            int M, const float *bias, int acc, int p_begin, int p_end) {       \
+/* A multi-row product: row blocks, output panels, k-blocks, tiles of up to TMAX rows (TILE_FN:
+ * tile_rows, TMAX 6, WIDEN_I8 1; or AVX-512's tile512_rows, TMAX 12, WIDEN_I8 0, where
+ * widening int8 per tile is one instruction a panel row, as cheap as fp16's). */
+#define PT_DEFINE_GEMM(NAME, TGT, TILE_FN, TMAX, WIDEN_I8, DTYPE, ESIZE)                       \
+    TGT static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w, int M, \
+                         const float *bias, int acc, int p_begin, int p_end) {                 \
         int k = w->in, kc0 = PT_KC_BYTES / (PT_PANEL * (ESIZE));                               \
-        float sums[PT_ROW_BLOCK * PT_PANEL], buf[6 * PT_PANEL];                                \
+        float sums[PT_ROW_BLOCK * PT_PANEL], buf[(TMAX) * PT_PANEL];                           \
         float wb[PT_KC_WIDE * PT_PANEL] __attribute__((aligned(32)));                          \
         /* Row blocks keep their activations cache-resident across all panels. */              \
         for (int rb = 0; rb < M; rb += PT_ROW_BLOCK) {                                         \
         int rb_end = M - rb < PT_ROW_BLOCK ? M : rb + PT_ROW_BLOCK;                            \
-        int ntile = (rb_end - rb + 5) / 6, npf = ntile < 4 ? (ntile < 2 ? 1 : 2) : 4;          \
+        int ntile = (rb_end - rb + (TMAX) - 1) / (TMAX);                                       \
+        int npf = ntile < 4 ? (ntile < 2 ? 1 : 2) : 4;                                         \
         /* Rows spread evenly over the tiles (13 = 5+4+4, not 6+6+1): a thin tile is bound by  \
          * FMA latency, not throughput, and cost nearly as much as a full one. */              \
         int tbase = (rb_end - rb) / ntile, textra = (rb_end - rb) % ntile;                     \
         /* int8 weights shared by 3+ row tiles are widened to fp32 once per k-block: widening  \
          * per tile costs about as much as the FMAs (not so for fp16's F16C widening). */      \
-        int conv = DTYPE == PT_I8 && ntile > 2, kc = conv ? PT_KC_WIDE : kc0;                  \
+        int conv = (WIDEN_I8) && DTYPE == PT_I8 && ntile > 2, kc = conv ? PT_KC_WIDE : kc0;    \
         int one = k <= kc;                                                                     \
         for (int p = p_begin; p < p_end; p++) {                                                \
             const char *pp = (const char *)w->data + (size_t)p * k * PT_PANEL * (ESIZE);       \
@@ -326,9 +339,9 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
                     /* One k-block: the tile's sums are stored at once, while still in L1. */  \
                     float *s = one ? buf : sums + (r0 - rb) * PT_PANEL;                        \
                     if (conv)                                                                  \
-                        tile_rows(s, xr, ldx, wb, kn, R, PT_F32, pf, pfs, kb == 0);            \
+                        TILE_FN(s, xr, ldx, wb, kn, R, PT_F32, pf, pfs, kb == 0);              \
                     else                                                                       \
-                        tile_rows(s, xr, ldx, pk, kn, R, DTYPE, pf, pfs, kb == 0);             \
+                        TILE_FN(s, xr, ldx, pk, kn, R, DTYPE, pf, pfs, kb == 0);               \
                     if (one)                                                                   \
                         store_tile(y + (size_t)r0 * ldy + p * PT_PANEL, ldy, buf, R, w, p, cols,\
                                    bias, acc);                                                 \
@@ -341,14 +354,14 @@ TARGET static inline __attribute__((always_inline)) void store_tile(
         }                                                                                      \
     }
 
-PT_DEFINE_GEMV(gemv_avx2_f32, PT_F32, 4)
-PT_DEFINE_GEMV(gemv_avx2_f16, PT_F16, 2)
-PT_DEFINE_GEMV(gemv_avx2_bf16, PT_BF16, 2)
-PT_DEFINE_GEMV(gemv_avx2_i8, PT_I8, 1)
-PT_DEFINE_GEMM(gemm_avx2_f32, PT_F32, 4)
-PT_DEFINE_GEMM(gemm_avx2_f16, PT_F16, 2)
-PT_DEFINE_GEMM(gemm_avx2_bf16, PT_BF16, 2)
-PT_DEFINE_GEMM(gemm_avx2_i8, PT_I8, 1)
+PT_DEFINE_GEMV(gemv_avx2_f32, TARGET, tile_gemv_rows, 3, PT_F32, 4)
+PT_DEFINE_GEMV(gemv_avx2_f16, TARGET, tile_gemv_rows, 3, PT_F16, 2)
+PT_DEFINE_GEMV(gemv_avx2_bf16, TARGET, tile_gemv_rows, 3, PT_BF16, 2)
+PT_DEFINE_GEMV(gemv_avx2_i8, TARGET, tile_gemv_rows, 3, PT_I8, 1)
+PT_DEFINE_GEMM(gemm_avx2_f32, TARGET, tile_rows, 6, 1, PT_F32, 4)
+PT_DEFINE_GEMM(gemm_avx2_f16, TARGET, tile_rows, 6, 1, PT_F16, 2)
+PT_DEFINE_GEMM(gemm_avx2_bf16, TARGET, tile_rows, 6, 1, PT_BF16, 2)
+PT_DEFINE_GEMM(gemm_avx2_i8, TARGET, tile_rows, 6, 1, PT_I8, 1)
 
 /* ---------------------------------------------------------------------------------------------
  * AVX-512: a 16-column panel row is one zmm register, so a tile of R rows holds R accumulators
@@ -431,36 +444,6 @@ TARGET512 static inline __attribute__((always_inline)) void tile_gemv512_rows(
     }
 }
 
-/* The GEMV order over M rows on AVX-512: PT_DEFINE_GEMV with 6-row tiles. */
-#define PT_DEFINE_GEMV512(NAME, DTYPE, ESIZE)                                                  \
-    TARGET512 static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w,  \
-                               int M, const float *bias, int acc, int p_begin, int p_end) {    \
-        int k = w->in;                                                                         \
-        int kc = M <= 6 ? k : (PT_KC_BYTES / (PT_PANEL * (ESIZE))) & ~1;                       \
-        float sums[PT_ROW_BLOCK * 2 * PT_PANEL], buf[PT_PANEL];                                \
-        for (int rb = 0; rb < M; rb += PT_ROW_BLOCK) {                                         \
-            int rb_end = M - rb < PT_ROW_BLOCK ? M : rb + PT_ROW_BLOCK;                        \
-            int ntile = (rb_end - rb + 5) / 6;                                                 \
-            int tbase = (rb_end - rb) / ntile, textra = (rb_end - rb) % ntile;                 \
-            for (int p = p_begin; p < p_end; p++) {                                            \
-                const char *pp = (const char *)w->data + (size_t)p * k * PT_PANEL * (ESIZE);   \
-                int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;\
-                for (int kb = 0; kb < k; kb += kc) {                                           \
-                    int kn = k - kb < kc ? k - kb : kc;                                        \
-                    const char *pk = pp + (size_t)kb * PT_PANEL * (ESIZE);                     \
-                    for (int t = 0, r0 = rb; t < ntile; r0 += TILE_ROWS(t), t++)               \
-                        tile_gemv512_rows(sums + (size_t)(r0 - rb) * 2 * PT_PANEL,             \
-                                          x + (size_t)r0 * ldx + kb, ldx, pk, kn,              \
-                                          TILE_ROWS(t), DTYPE, kb == 0);                       \
-                }                                                                              \
-                for (int r = rb; r < rb_end; r++) {                                            \
-                    finish_gemv(buf, sums + (size_t)(r - rb) * 2 * PT_PANEL);                  \
-                    store_row(y + (size_t)r * ldy + p * PT_PANEL, buf, w, p, cols, bias, acc); \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
-    }
-
 /* tile() on AVX-512: R = 1..12 rows, one accumulator each. */
 TARGET512 static inline __attribute__((always_inline)) void tile512(float *out, const float *x,
                                                                     int ldx, const void *pp,
@@ -503,53 +486,14 @@ TARGET512 static inline __attribute__((always_inline)) void tile512_rows(
     }
 }
 
-/* PT_DEFINE_GEMM on AVX-512: 12-row tiles; int8 is widened per tile (one instruction a panel
- * row here, as cheap as fp16's). */
-#define PT_DEFINE_GEMM512(NAME, DTYPE, ESIZE)                                                  \
-    TARGET512 static void NAME(float *y, int ldy, const float *x, int ldx, const PtMatrix *w,  \
-                               int M, const float *bias, int acc, int p_begin, int p_end) {    \
-        int k = w->in, kc = PT_KC_BYTES / (PT_PANEL * (ESIZE));                                \
-        float sums[PT_ROW_BLOCK * PT_PANEL], buf[12 * PT_PANEL];                               \
-        for (int rb = 0; rb < M; rb += PT_ROW_BLOCK) {                                         \
-        int rb_end = M - rb < PT_ROW_BLOCK ? M : rb + PT_ROW_BLOCK;                            \
-        int ntile = (rb_end - rb + 11) / 12, npf = ntile < 4 ? (ntile < 2 ? 1 : 2) : 4;        \
-        int tbase = (rb_end - rb) / ntile, textra = (rb_end - rb) % ntile;                     \
-        int one = k <= kc;                                                                     \
-        for (int p = p_begin; p < p_end; p++) {                                                \
-            const char *pp = (const char *)w->data + (size_t)p * k * PT_PANEL * (ESIZE);       \
-            int cols = w->out - p * PT_PANEL < PT_PANEL ? w->out - p * PT_PANEL : PT_PANEL;    \
-            for (int kb = 0; kb < k; kb += kc) {                                               \
-                int kn = k - kb < kc ? k - kb : kc;                                            \
-                const char *pk = pp + (size_t)kb * PT_PANEL * (ESIZE);                         \
-                size_t bbytes = (size_t)kn * PT_PANEL * (ESIZE);                               \
-                const char *nxt = p + 1 < p_end || kb + kn < k ? pk + bbytes : pk;             \
-                for (int t = 0, r0 = rb; t < ntile; r0 += TILE_ROWS(t), t++) {                 \
-                    int R = TILE_ROWS(t);                                                      \
-                    const float *xr = x + (size_t)r0 * ldx + kb;                               \
-                    const char *pf = t < npf ? nxt + (size_t)t * bbytes / npf : pk;            \
-                    int pfs = t < npf ? PT_PANEL * (ESIZE) / npf : 0;                          \
-                    float *s = one ? buf : sums + (r0 - rb) * PT_PANEL;                        \
-                    tile512_rows(s, xr, ldx, pk, kn, R, DTYPE, pf, pfs, kb == 0);              \
-                    if (one)                                                                   \
-                        store_tile(y + (size_t)r0 * ldy + p * PT_PANEL, ldy, buf, R, w, p, cols,\
-                                   bias, acc);                                                 \
-                }                                                                              \
-            }                                                                                  \
-            for (int t = 0, r0 = rb; t < ntile && !one; r0 += TILE_ROWS(t), t++)               \
-                store_tile(y + (size_t)r0 * ldy + p * PT_PANEL, ldy, sums + (r0 - rb) * PT_PANEL,\
-                           TILE_ROWS(t), w, p, cols, bias, acc);                               \
-        }                                                                                      \
-        }                                                                                      \
-    }
-
-PT_DEFINE_GEMV512(gemv_avx512_f32, PT_F32, 4)
-PT_DEFINE_GEMV512(gemv_avx512_f16, PT_F16, 2)
-PT_DEFINE_GEMV512(gemv_avx512_bf16, PT_BF16, 2)
-PT_DEFINE_GEMV512(gemv_avx512_i8, PT_I8, 1)
-PT_DEFINE_GEMM512(gemm_avx512_f32, PT_F32, 4)
-PT_DEFINE_GEMM512(gemm_avx512_f16, PT_F16, 2)
-PT_DEFINE_GEMM512(gemm_avx512_bf16, PT_BF16, 2)
-PT_DEFINE_GEMM512(gemm_avx512_i8, PT_I8, 1)
+PT_DEFINE_GEMV(gemv_avx512_f32, TARGET512, tile_gemv512_rows, 6, PT_F32, 4)
+PT_DEFINE_GEMV(gemv_avx512_f16, TARGET512, tile_gemv512_rows, 6, PT_F16, 2)
+PT_DEFINE_GEMV(gemv_avx512_bf16, TARGET512, tile_gemv512_rows, 6, PT_BF16, 2)
+PT_DEFINE_GEMV(gemv_avx512_i8, TARGET512, tile_gemv512_rows, 6, PT_I8, 1)
+PT_DEFINE_GEMM(gemm_avx512_f32, TARGET512, tile512_rows, 12, 0, PT_F32, 4)
+PT_DEFINE_GEMM(gemm_avx512_f16, TARGET512, tile512_rows, 12, 0, PT_F16, 2)
+PT_DEFINE_GEMM(gemm_avx512_bf16, TARGET512, tile512_rows, 12, 0, PT_BF16, 2)
+PT_DEFINE_GEMM(gemm_avx512_i8, TARGET512, tile512_rows, 12, 0, PT_I8, 1)
 
 /* Longest k of the one-column path (its weights gathered on the stack). */
 #define PT_COL1_MAX_K 1024
