@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import REF_WAV, engine_threads_exit
 
-from pocket_tts import TTSModel
+from pocket_tts import TTSModel, _native
 from pocket_tts.engine import BUFFER_FRAMES, LOOKAHEAD_FRAMES, EngineFullError
 
 LONG = "This sentence goes on and on for quite a while, so that it lasts several seconds."
@@ -317,7 +317,7 @@ def _until(cond, timeout: float = 30.0) -> None:
 
 
 @pytest.mark.skipif(
-    __import__("pocket_tts")._native.isa() != "avx512",
+    _native.isa() != "avx512",
     reason="needs an AVX-512 CPU (the AVX2 kernels are tested on every x86-64 run)",
 )
 @pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
@@ -325,8 +325,6 @@ def test_avx512_and_avx2_kernels_give_the_same_audio(random_checkpoint, dtype: s
     """Whole streams, alone and batched (the flow-LM steps in the GEMV order over several
     rows, the Mimi decoder's multi-row products), are bit-identical on the AVX-512 and AVX2
     kernels."""
-    from pocket_tts import _native
-
     yaml_path, _ = random_checkpoint("english_2m_2026-10")
     model = TTSModel.load_model(config=str(yaml_path), eos_threshold=1e9, seed=0, dtype=dtype)
     voice = model.get_state_for_audio_prompt(str(REF_WAV))
